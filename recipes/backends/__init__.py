@@ -1,0 +1,70 @@
+"""Backends load a base model and return (PEFT model, tokenizer); everything after is shared.
+
+    from recipes.backends import select_backend
+    choice = select_backend("auto")     # BackendChoice(name="reference", reason="no CUDA device: ...")
+
+``select_backend`` runs in the training process before transformers, trl or peft are imported,
+because Unsloth must patch them first when it is chosen. It never runs in the TUI process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from recipes.errors import BackendError
+
+BACKENDS = ("auto", "unsloth", "reference")
+REFERENCE_DESC = "reference backend (transformers + bitsandbytes + peft)"
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    name: str  # "unsloth" | "reference"
+    reason: str
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _try_import_unsloth() -> str | None:
+    """None if ``import unsloth`` works here, else the reason it does not."""
+    if importlib.util.find_spec("unsloth") is None:
+        return "unsloth is not installed"
+    try:
+        import unsloth  # noqa: F401  (imported first on purpose: it patches transformers/peft/trl)
+    except Exception as exc:  # unsloth raises NotImplementedError without a GPU, others on bad installs
+        return f"import unsloth failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    return None
+
+
+def select_backend(requested: str, *, cuda: bool | None = None,
+                   unsloth_problem: str | None | type[Ellipsis] = ...) -> BackendChoice:
+    """Pick the backend and say why. ``cuda``/``unsloth_problem`` are injectable for tests."""
+    if requested not in BACKENDS:
+        raise BackendError(f"unknown backend '{requested}'", where="--backend",
+                           fix=f"use one of {', '.join(BACKENDS)}")
+    if requested == "reference":
+        return BackendChoice("reference", f"requested: {REFERENCE_DESC}")
+    has_cuda = _cuda_available() if cuda is None else cuda
+    if not has_cuda:
+        if requested == "unsloth":
+            raise BackendError(
+                "--backend unsloth needs a CUDA GPU and none is visible",
+                where="--backend",
+                fix="use --backend auto or reference on this machine (or check CUDA_VISIBLE_DEVICES "
+                    "and the NVIDIA driver on a GPU machine)",
+            )
+        return BackendChoice("reference", f"no CUDA device: {REFERENCE_DESC}")
+    problem = _try_import_unsloth() if unsloth_problem is ... else unsloth_problem
+    if problem is None:
+        return BackendChoice("unsloth", "CUDA device and unsloth importable: unsloth backend "
+                                        "(fused 4-bit LoRA kernels)")
+    if requested == "unsloth":
+        raise BackendError(f"--backend unsloth cannot run: {problem}", where="--backend",
+                           fix="pip install 'unsloth==2026.10.7' in this environment, or use "
+                               "--backend reference")
+    return BackendChoice("reference", f"CUDA device but {problem}: {REFERENCE_DESC}")

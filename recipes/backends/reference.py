@@ -1,0 +1,65 @@
+"""Reference backend: transformers + bitsandbytes NF4 + peft LoRA. Runs anywhere, CPU included.
+
+It is also the multi-GPU path: under ``accelerate launch`` / ``torchrun`` each process puts the
+model on its own device (LOCAL_RANK) and TRL's trainer does the rest (DDP or FSDP).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from recipes.schema import Recipe
+
+
+def resolve_dtype(name: str, device: str) -> Any:
+    """The compute dtype: as asked, or bf16 on GPUs that have it, fp16 on others, fp32 on CPU."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def lora_config(recipe: Recipe) -> Any:
+    from peft import LoraConfig
+
+    targets: Any = recipe.target_modules
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
+                      lora_dropout=recipe.lora_dropout, target_modules=targets, bias="none",
+                      task_type="CAUSAL_LM")
+
+
+def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]:
+    import torch
+    from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    dtype = resolve_dtype(recipe.compute_dtype, device)
+    quant = None
+    if recipe.load_in_4bit:
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                   bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+    device_map = {"": int(os.environ.get("LOCAL_RANK", 0))} if device == "cuda" else None
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path),
+                                              trust_remote_code=recipe.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_path), quantization_config=quant, dtype=dtype, device_map=device_map,
+        trust_remote_code=recipe.trust_remote_code,
+    )
+    if recipe.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=recipe.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    elif recipe.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    torch.manual_seed(recipe.seed)  # LoRA A matrices are drawn here: same seed, same adapter
+    model = get_peft_model(model, lora_config(recipe))
+    return model, tokenizer

@@ -1,0 +1,487 @@
+"""The data pipeline: load → chat messages → seeded split → render → tokens → masked labels.
+
+    from recipes.data import prepare
+    prepared = prepare(recipe, tokenizer)   # PreparedData: tokenized splits + preflight stats
+
+Only response tokens are trained: ``labels`` equal ``input_ids`` on assistant responses and
+their end-of-turn token, and -100 everywhere else (system, user, template markers, padding).
+Labels are not shifted here; the model shifts them inside its loss.
+
+How responses are found: each assistant message is wrapped in two private-use characters
+before the chat template is rendered, so one render per conversation yields both the text
+and the exact character span of every response (templates such as Llama-3's ``| trim`` leave
+them alone because contents are stripped first). The end-of-turn marker the template writes
+after a response (``<|eot_id|>``, ``</s>``, ``<|im_end|>``) is learned from a probe render and
+added to each span. Tokens are then matched to spans through the fast tokenizer's offsets.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recipes.errors import DataError
+from recipes.schema import Recipe
+
+LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet",
+                  ".xlsx": "excel"}
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system", "bot": "assistant", "model": "assistant"}
+MESSAGE_ROLES = {"system", "user", "assistant"}
+DEFAULT_COLUMNS = {"messages": "messages", "conversations": "conversations",
+                   "instruction": "instruction", "input": "input", "response": "response",
+                   "system": "system"}
+# Private-use code points: never in real text, single characters, stable under trim().
+OPEN, CLOSE = "\ue000", "\ue001"
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Example:
+    """One conversation, normalised. ``row`` is the 1-based row number in the source."""
+
+    row: int
+    messages: list[dict[str, str]]
+    fields: dict[str, str] | None = None  # instruction-format fields, for prompt templates
+
+
+@dataclass
+class Tokenized:
+    row: int
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool
+
+
+@dataclass
+class Splits:
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+@dataclass
+class PreparedData:
+    splits: Splits
+    train: list[Tokenized]
+    val: list[Tokenized]
+    stats: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------- loading
+
+def resolve_path(name: str, *, base_dirs: list[Path] | None = None) -> Path | None:
+    """A local path for ``name``, trying the cwd then ``base_dirs``; None if it looks like a hub id."""
+    candidate = Path(name).expanduser()
+    looks_local = candidate.suffix.lower() in LOCAL_SUFFIXES or name.startswith((".", "/", "~"))
+    for base in [Path.cwd(), *(base_dirs or [])]:
+        path = candidate if candidate.is_absolute() else base / candidate
+        if path.exists():
+            return path
+    if looks_local:
+        return candidate  # a local path that does not exist: the caller reports it
+    return None
+
+
+def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = None) -> list[dict]:
+    """Rows of a local file or a hub dataset, as dicts. Errors name the file and what to do."""
+    path = resolve_path(source, base_dirs=base_dirs)
+    if path is None:
+        return _load_hub(source, recipe)
+    if not path.exists():
+        raise DataError("dataset file not found", where=str(path),
+                        fix="check the path (relative paths are read from the current directory)")
+    if path.is_dir():
+        raise DataError("dataset path is a folder, not a file", where=str(path),
+                        fix=f"point at one {'/'.join(LOCAL_SUFFIXES)} file")
+    kind = LOCAL_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"unknown dataset file type '{path.suffix}'", where=str(path),
+                        fix=f"use one of {', '.join(LOCAL_SUFFIXES)}")
+    try:
+        rows = _read_local(path, kind)
+    except DataError:
+        raise
+    except Exception as exc:  # parser errors from pandas/pyarrow/openpyxl
+        raise DataError(f"cannot read it as {kind} ({type(exc).__name__}: {str(exc)[:300]})",
+                        where=str(path), fix="check the file is valid and not truncated") from None
+    if not rows:
+        raise DataError("the dataset is empty (0 rows)", where=str(path),
+                        fix="add rows, or point `dataset` at another file")
+    return rows
+
+
+def _read_local(path: Path, kind: str) -> list[dict]:
+    if kind == "excel":
+        import pandas as pd
+
+        frame = pd.read_excel(path, dtype=str, keep_default_na=False)
+        return frame.to_dict(orient="records")
+    if kind == "csv":
+        import pandas as pd
+
+        # Quoted multi-line fields and CRLF endings are common in real exports.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return frame.to_dict(orient="records")
+    import datasets
+
+    datasets.disable_progress_bars()
+    ds = datasets.load_dataset(kind, data_files=str(path), split="train")
+    return ds.to_list()
+
+
+def _load_hub(dataset_id: str, recipe: Recipe) -> list[dict]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(dataset_id, recipe.dataset_subset or None,
+                                   split=recipe.dataset_split)
+    except Exception as exc:
+        raise DataError(
+            f"could not load hub dataset '{dataset_id}' ({type(exc).__name__}: {str(exc)[:200]})",
+            where="dataset",
+            fix="check the id and your network/HF token, or use --tiny, or "
+                "--set dataset=/path/to/file.jsonl",
+        ) from None
+    if recipe.max_examples:
+        ds = ds.select(range(min(recipe.max_examples, len(ds))))
+    return ds.to_list()
+
+
+# ---------------------------------------------------------------------------- normalising
+
+def _column(recipe: Recipe, key: str) -> str:
+    return recipe.columns.get(key, DEFAULT_COLUMNS[key])
+
+
+def _require_columns(rows: list[dict], needed: list[str], source: str, fmt: str) -> None:
+    present = list(rows[0].keys())
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise DataError(
+            f"format '{fmt}' needs column(s) {', '.join(repr(m) for m in missing)}; "
+            f"the file has {', '.join(repr(p) for p in present)}",
+            where=source,
+            fix="map them with e.g. --set columns={response: answer} or pick the right "
+                "dataset_format",
+        )
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value != value:  # NaN from pandas
+        return ""
+    return " ".join(str(value).split()) if "\n" not in str(value) else str(value).strip()
+
+
+def normalise(rows: list[dict], recipe: Recipe, source: str) -> tuple[list[Example], dict[str, int]]:
+    """Every row as chat messages. Returns the examples and how many rows were skipped, by reason."""
+    fmt = recipe.dataset_format
+    skipped: dict[str, int] = {}
+    examples: list[Example] = []
+
+    def skip(reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    if fmt == "instruction":
+        cols = {k: _column(recipe, k) for k in ("instruction", "input", "response", "system")}
+        _require_columns(rows, [cols["instruction"], cols["response"]], source, fmt)
+        for i, row in enumerate(rows, start=1):
+            instruction = _text(row.get(cols["instruction"]))
+            extra = _text(row.get(cols["input"]))
+            response = _text(row.get(cols["response"]))
+            if not instruction or not response:
+                skip("empty instruction or response")
+                continue
+            user = f"{instruction}\n\n{extra}" if extra else instruction
+            messages = [{"role": "user", "content": user},
+                        {"role": "assistant", "content": response}]
+            system = _text(row.get(cols["system"])) or recipe.system_prompt
+            if system:
+                messages.insert(0, {"role": "system", "content": system})
+            examples.append(Example(i, messages, {"instruction": instruction, "input": extra,
+                                                  "response": response}))
+        return examples, skipped
+
+    column = _column(recipe, "messages" if fmt == "messages" else "conversations")
+    _require_columns(rows, [column], source, fmt)
+    role_key, content_key = ("role", "content") if fmt == "messages" else ("from", "value")
+    for i, row in enumerate(rows, start=1):
+        turns = row.get(column)
+        if not isinstance(turns, list):
+            raise DataError(
+                f"row {i}: column '{column}' holds {type(turns).__name__}, not a list of turns",
+                where=source, fix=f"each row's '{column}' must be a list of "
+                f"{{{role_key}, {content_key}}} objects",
+            )
+        messages = []
+        for turn in turns:
+            if not isinstance(turn, dict) or role_key not in turn or content_key not in turn:
+                raise DataError(
+                    f"row {i}: a turn is {turn!r:.80}, expected keys '{role_key}' and "
+                    f"'{content_key}'", where=source,
+                    fix="use dataset_format: messages for role/content or sharegpt for from/value",
+                )
+            raw_role = str(turn[role_key]).lower()
+            role = SHAREGPT_ROLES.get(raw_role) if fmt == "sharegpt" else raw_role
+            if role not in MESSAGE_ROLES:
+                raise DataError(f"row {i}: unknown role {turn[role_key]!r}", where=source,
+                                fix="roles must be system/user/assistant (messages) or "
+                                    "system/human/gpt (sharegpt)")
+            messages.append({"role": role, "content": _text(turn[content_key])})
+        if not any(m["role"] == "assistant" and m["content"] for m in messages):
+            skip("no assistant turn with text")
+            continue
+        if any(not m["content"] for m in messages):
+            skip("a turn with empty text")
+            continue
+        if recipe.system_prompt and messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": recipe.system_prompt})
+        examples.append(Example(i, messages))
+    return examples, skipped
+
+
+def split(examples: list[Example], recipe: Recipe) -> Splits:
+    """Seeded shuffle, then test, validation and train slices (same seed = same split)."""
+    order = list(range(len(examples)))
+    random.Random(recipe.seed).shuffle(order)
+    n = len(order)
+    n_test = round(n * recipe.test_fraction) if recipe.test_fraction else 0
+    n_val = round(n * recipe.val_fraction) if recipe.val_fraction else 0
+    if recipe.test_fraction and n_test == 0 and n >= 3:
+        n_test = 1
+    if recipe.val_fraction and n_val == 0 and n >= 3:
+        n_val = 1
+    pick = [examples[i] for i in order]
+    return Splits(train=pick[n_test + n_val:], val=pick[n_test:n_test + n_val], test=pick[:n_test])
+
+
+# ------------------------------------------------------------------------------ rendering
+
+def compile_template(source: str):
+    """A Jinja template compiled the way transformers renders chat templates."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise DataError(f"chat template refused the conversation: {message}", where="chat_template")
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=["jinja2.ext.loopcontrols"])
+    env.globals["raise_exception"] = raise_exception
+    import json
+
+    env.filters["tojson"] = lambda x, **kw: json.dumps(x, ensure_ascii=False, **kw)
+    return env.from_string(source)
+
+
+class Renderer:
+    """Turns a conversation into text plus the character spans of its trained responses."""
+
+    def __init__(self, tokenizer: Any, recipe: Recipe) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_template = recipe.prompt_template
+        self.eos = tokenizer.eos_token or ""
+        self.special = {"bos_token": tokenizer.bos_token or "", "eos_token": self.eos,
+                        "pad_token": tokenizer.pad_token or "", "unk_token": tokenizer.unk_token or ""}
+        if not self.prompt_template:
+            if not getattr(tokenizer, "chat_template", None):
+                raise DataError("the tokenizer has no chat template", where="chat_template",
+                                fix="set chat_template to a built-in (zephyr, llama-3.1, chatml) "
+                                    "or give a prompt_template")
+            self.template = compile_template(tokenizer.chat_template)
+            self.end_of_turn = self._probe_end_of_turn()
+
+    def _probe_end_of_turn(self) -> str:
+        probe = [{"role": "user", "content": "hi"},
+                 {"role": "assistant", "content": f"{OPEN}ok{CLOSE}"}]
+        text = self.template.render(messages=probe, add_generation_prompt=False, **self.special)
+        return text.split(CLOSE, 1)[1].rstrip() if CLOSE in text else ""
+
+    def render_chat(self, messages: list[dict[str, str]], *, generation_prompt: bool = False) -> str:
+        return self.template.render(messages=messages, add_generation_prompt=generation_prompt,
+                                    **self.special)
+
+    def render(self, example: Example) -> tuple[str, list[tuple[int, int]]]:
+        if self.prompt_template:
+            return self._render_prompt(example)
+        marked = [
+            {**m, "content": f"{OPEN}{m['content']}{CLOSE}"} if m["role"] == "assistant" else m
+            for m in example.messages
+        ]
+        raw = self.render_chat(marked)
+        text_parts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        length = 0
+        while True:
+            start = raw.find(OPEN, pos)
+            if start < 0:
+                text_parts.append(raw[pos:])
+                break
+            end = raw.find(CLOSE, start)
+            text_parts.append(raw[pos:start])
+            length += start - pos
+            content = raw[start + 1:end]
+            text_parts.append(content)
+            span_start = length
+            length += len(content)
+            after = end + 1
+            if self.end_of_turn and raw.startswith(self.end_of_turn, after):
+                text_parts.append(self.end_of_turn)
+                length += len(self.end_of_turn)
+                after += len(self.end_of_turn)
+            spans.append((span_start, length))
+            pos = after
+        return "".join(text_parts), spans
+
+    def prompt_fields(self, example: Example) -> dict[str, str]:
+        if example.fields is not None:
+            return example.fields
+        users = [m for m in example.messages if m["role"] == "user"]
+        if len(users) != 1 or example.messages[-1]["role"] != "assistant":
+            raise DataError(
+                f"row {example.row}: prompt_template needs single-turn rows (one user turn, then "
+                "the answer)", where="prompt_template",
+                fix="use the model's chat template for multi-turn data (prompt_template: '')",
+            )
+        return {"instruction": users[0]["content"], "input": "",
+                "response": example.messages[-1]["content"]}
+
+    def render_prompt(self, fields: dict[str, str]) -> str:
+        """The prompt-template text up to where the response begins."""
+        head = self.prompt_template.split("{response}", 1)[0]
+        if not fields.get("input"):
+            # Drop the paragraph that holds {input} when there is no input.
+            head = "\n\n".join(p for p in head.split("\n\n") if "{input}" not in p)
+        return head.format(**{k: v for k, v in fields.items() if k != "response"})
+
+    def _render_prompt(self, example: Example) -> tuple[str, list[tuple[int, int]]]:
+        fields = self.prompt_fields(example)
+        prompt = self.render_prompt(fields)
+        response = fields["response"] + self.eos
+        return prompt + response, [(len(prompt), len(prompt) + len(response))]
+
+
+# ----------------------------------------------------------------------------- tokenizing
+
+def adds_bos(tokenizer: Any) -> bool:
+    if tokenizer.bos_token_id is None:
+        return False
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
+
+
+def tokenize(examples: list[Example], renderer: Renderer, max_len: int,
+             batch: int = 1000) -> list[Tokenized]:
+    """Render, tokenize (batched, Rust-parallel) and label; responses are the only targets."""
+    tok = renderer.tokenizer
+    bos = tok.bos_token if adds_bos(tok) else ""
+    out: list[Tokenized] = []
+    for lo in range(0, len(examples), batch):
+        chunk = examples[lo:lo + batch]
+        texts, all_spans = [], []
+        for ex in chunk:
+            text, spans = renderer.render(ex)
+            if bos and not text.startswith(bos):
+                shift = len(bos)
+                text = bos + text
+                spans = [(s + shift, e + shift) for s, e in spans]
+            texts.append(text)
+            all_spans.append(spans)
+        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
+        for ex, ids, offsets, spans in zip(chunk, enc["input_ids"], enc["offset_mapping"],
+                                           all_spans, strict=True):
+            offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+            trained = np.zeros(len(ids), dtype=bool)
+            for s, e in spans:
+                # A token is trained when its characters overlap a response span.
+                trained |= (offs[:, 1] > s) & (offs[:, 0] < e)
+            ids_arr = np.asarray(ids, dtype=np.int64)
+            labels = np.where(trained, ids_arr, IGNORE_INDEX)
+            truncated = len(ids) > max_len
+            out.append(Tokenized(ex.row, ids_arr[:max_len].tolist(), labels[:max_len].tolist(),
+                                 truncated))
+    return out
+
+
+# ------------------------------------------------------------------------------ preflight
+
+def preflight_stats(train: list[Tokenized], val: list[Tokenized]) -> dict[str, Any]:
+    everything = train + val
+    lengths = [len(t.input_ids) for t in everything] or [0]
+    total = sum(lengths)
+    trained = sum(sum(1 for x in t.labels if x != IGNORE_INDEX) for t in everything)
+    return {
+        "tokens_min": min(lengths),
+        "tokens_median": float(statistics.median(lengths)),
+        "tokens_max": max(lengths),
+        "trained_token_share": trained / total if total else 0.0,
+        "truncated": sum(t.truncated for t in everything),
+        "no_trained_tokens": [t.row for t in everything
+                              if all(x == IGNORE_INDEX for x in t.labels)],
+    }
+
+
+def check_trainable(stats: dict[str, Any], recipe: Recipe, source: str) -> None:
+    rows = stats["no_trained_tokens"]
+    if not rows:
+        return
+    shown = ", ".join(str(r) for r in rows[:8]) + (" ..." if len(rows) > 8 else "")
+    raise DataError(
+        f"{len(rows)} example(s) have no trained token after masking (rows {shown})",
+        where=source,
+        fix=f"either the response starts after max_seq_length={recipe.max_seq_length} tokens "
+            "(raise it), or the template's response markers were not found (check "
+            "chat_template / prompt_template match the model)",
+    )
+
+
+def load_examples(recipe: Recipe, source: str, *, base_dirs: list[Path] | None = None
+                  ) -> tuple[list[Example], dict[str, int], int]:
+    """Load and normalise: (examples, skipped rows by reason, rows read). Errors if none is usable."""
+    rows = load_rows(source, recipe, base_dirs=base_dirs)
+    if recipe.max_examples:
+        rows = rows[: recipe.max_examples]
+    examples, skipped = normalise(rows, recipe, source)
+    if not examples:
+        raise DataError(
+            f"no usable rows: all {len(rows)} were skipped ({_describe_skips(skipped)})",
+            where=source, fix="check the columns hold text and the format is right",
+        )
+    return examples, skipped, len(rows)
+
+
+def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: dict[str, int],
+            n_rows: int, *, source: str) -> PreparedData:
+    """Split, render, tokenize and label; the preflight figures come with it."""
+    splits = split(examples, recipe)
+    if not splits.train:
+        raise DataError(f"only {len(examples)} usable row(s): nothing left to train on",
+                        where=source, fix="add rows or lower val_fraction/test_fraction")
+    renderer = Renderer(tokenizer, recipe)
+    train = tokenize(splits.train, renderer, recipe.max_seq_length)
+    val = tokenize(splits.val, renderer, recipe.max_seq_length)
+    stats = preflight_stats(train, val)
+    check_trainable(stats, recipe, source)
+    notes = []
+    if skipped:
+        notes.append(f"skipped {sum(skipped.values())} of {n_rows} rows: {_describe_skips(skipped)}")
+    if stats["truncated"]:
+        notes.append(f"{stats['truncated']} example(s) longer than max_seq_length="
+                     f"{recipe.max_seq_length} were truncated")
+    return PreparedData(splits, train, val, stats, notes)
+
+
+def _describe_skips(skipped: dict[str, int]) -> str:
+    return "; ".join(f"{n} {reason}" for reason, n in skipped.items()) or "none"

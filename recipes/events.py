@@ -1,0 +1,211 @@
+"""The event stream: one schema shared by the training process and every front end.
+
+A run writes one JSON object per line to ``events.jsonl`` in its run directory (and to stdout
+with ``--json``). Each line has ``type`` and ``time`` (Unix seconds) plus the fields of its
+dataclass below. Consumers call ``parse_event(line)``; unknown fields from a newer writer are
+ignored, so old front ends keep reading new runs.
+
+Stdlib only: the TUI imports this without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TextIO
+
+
+@dataclass
+class Memory:
+    """Memory at a point in time. ``kind`` says what is measured: GPU VRAM or process RSS."""
+
+    kind: str  # "vram" | "rss"
+    now_mb: float
+    peak_mb: float
+    total_mb: float
+
+    @property
+    def label(self) -> str:
+        return "VRAM" if self.kind == "vram" else "RAM (RSS)"
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    run_dir: str
+    recipe: str
+    backend: str
+    backend_reason: str
+    device: str
+    tiny: bool
+    resumed_from_step: int = 0
+    pid: int = 0
+
+
+@dataclass
+class Preflight(Event):
+    type: ClassVar[str] = "preflight"
+    splits: dict[str, int]
+    tokens_min: int
+    tokens_median: float
+    tokens_max: int
+    trained_token_share: float
+    truncated: int
+    no_trained_tokens: int
+    max_seq_length: int
+    total_steps: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Step(Event):
+    type: ClassVar[str] = "step"
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    learning_rate: float
+    grad_norm: float | None
+    tokens_per_second: float
+    memory: Memory | None = None
+
+
+@dataclass
+class Sample:
+    prompt: str
+    reference: str
+    output: str
+
+
+@dataclass
+class Eval(Event):
+    type: ClassVar[str] = "eval"
+    step: int
+    loss: float | None
+    perplexity: float | None
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass
+class Checkpoint(Event):
+    type: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+
+
+@dataclass
+class Metrics(Event):
+    type: ClassVar[str] = "metrics"
+    stage: str  # "base" | "finetuned" | ...
+    values: dict[str, float]
+
+
+@dataclass
+class Finished(Event):
+    type: ClassVar[str] = "finished"
+    step: int
+    final_loss: float | None
+    adapter_dir: str
+    seconds: float
+
+
+@dataclass
+class Stopped(Event):
+    type: ClassVar[str] = "stopped"
+    step: int
+    checkpoint: str | None
+    resume_command: str
+
+
+@dataclass
+class Failed(Event):
+    type: ClassVar[str] = "failed"
+    error: str
+    advice: str
+    step: int | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (RunStarted, Preflight, Step, Eval, Checkpoint, Metrics, Finished, Stopped, Failed)
+}
+_NESTED = {(Step, "memory"): Memory, (Eval, "samples"): Sample}
+TERMINAL = ("finished", "stopped", "failed")
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    cls = EVENT_TYPES.get(data.get("type", ""))
+    if cls is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    for (owner, name), nested in _NESTED.items():
+        if owner is cls and kwargs.get(name) is not None:
+            value = kwargs[name]
+            kwargs[name] = [nested(**v) for v in value] if isinstance(value, list) else nested(**value)
+    return cls(**kwargs)
+
+
+def parse_event(line: str) -> Event:
+    return event_from_dict(json.loads(line))
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every event of a run, skipping a torn last line (a run still writing, or killed)."""
+    events = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                events.append(parse_event(line))
+            except (ValueError, TypeError):
+                continue
+    return events
+
+
+class EventWriter:
+    """Appends events to ``events.jsonl`` (flushed per line) and optionally echoes them."""
+
+    def __init__(self, path: Path, *, echo: TextIO | None = None) -> None:
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8")
+        self._echo = echo
+        self._listeners: list[Any] = []
+
+    def subscribe(self, listener: Any) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, event: Event) -> None:
+        line = event.to_json()
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        if self._echo is not None:
+            self._echo.write(line + "\n")
+            self._echo.flush()
+        for listener in self._listeners:
+            listener(event)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def stdout_writer() -> TextIO:
+    return sys.stdout

@@ -1,0 +1,89 @@
+"""Models slothlab knows offline: architecture numbers, chat format and special tokens.
+
+Tiny mode builds its miniature from these entries, and the VRAM estimator reads their sizes,
+so both work with no hub access. Numbers are from each model's config.json
+(see ../shared/REFERENCE.md). A model not listed still trains from the hub; it just cannot be
+miniaturised without its config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Chat templates written for slothlab; each renders exactly what the model's own template
+# renders for system/user/assistant turns (checked against the real tokenizers in the tests).
+ZEPHYR = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+LLAMA3 = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' "
+    "+ message['content'] | trim + '<|eot_id|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+    "{% endif %}"
+)
+CHATML = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+CHAT_TEMPLATES: dict[str, str] = {"zephyr": ZEPHYR, "llama-3.1": LLAMA3, "chatml": CHATML}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_type: str  # transformers config model_type
+    architecture: str  # class name
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    vocab_size: int
+    tied_embeddings: bool
+    chat_format: str  # key of CHAT_TEMPLATES
+    bos_token: str
+    eos_token: str  # the end-of-turn token generation stops at
+    pad_token: str
+    unk_token: str | None = None
+    # Tokens the real tokenizer treats as special (never split), beyond bos/eos/pad/unk.
+    extra_special_tokens: tuple[str, ...] = ()
+    linear_modules: tuple[str, ...] = field(
+        default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    )
+
+
+KNOWN_MODELS: dict[str, ModelInfo] = {
+    "TinyLlama/TinyLlama-1.1B-Chat-v1.0": ModelInfo(
+        model_type="llama", architecture="LlamaForCausalLM", hidden_size=2048,
+        intermediate_size=5632, num_layers=22, num_heads=32, num_kv_heads=4, vocab_size=32000,
+        tied_embeddings=False, chat_format="zephyr", bos_token="<s>", eos_token="</s>",
+        pad_token="</s>", unk_token="<unk>",
+    ),
+    "meta-llama/Llama-3.2-3B-Instruct": ModelInfo(
+        model_type="llama", architecture="LlamaForCausalLM", hidden_size=3072,
+        intermediate_size=8192, num_layers=28, num_heads=24, num_kv_heads=8, vocab_size=128256,
+        tied_embeddings=True, chat_format="llama-3.1", bos_token="<|begin_of_text|>",
+        eos_token="<|eot_id|>", pad_token="<|finetune_right_pad_id|>",
+        extra_special_tokens=("<|start_header_id|>", "<|end_header_id|>", "<|end_of_text|>"),
+    ),
+}
+# Unsloth's pre-quantised repos hold the same architecture as their source model.
+ALIASES: dict[str, str] = {
+    "unsloth/tinyllama-chat-bnb-4bit": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+    "unsloth/tinyllama-chat": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+    "unsloth/Llama-3.2-3B-Instruct-bnb-4bit": "meta-llama/Llama-3.2-3B-Instruct",
+    "unsloth/Llama-3.2-3B-Instruct": "meta-llama/Llama-3.2-3B-Instruct",
+}
+
+
+def model_info(model_id: str) -> ModelInfo | None:
+    return KNOWN_MODELS.get(ALIASES.get(model_id, model_id))

@@ -1,0 +1,409 @@
+"""The recipe schema: one typed source of truth for every field.
+
+Each field of ``Recipe`` carries its type, default, bounds and one line of help. The YAML
+loader, ``--set`` overrides, ``slothlab --help-recipe`` and the TUI's form are all generated
+from it, so a field is described once.
+
+    from recipes.schema import Recipe, load_recipe
+    recipe = load_recipe("recipes/configs/demo.yaml", overrides=["learning_rate=1e-4"])
+
+Nothing here imports torch: the CLI and the TUI import this module at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recipes.errors import RecipeError
+from recipes.models import CHAT_TEMPLATES
+
+CHOICES_DTYPE = ("auto", "bfloat16", "float16", "float32")
+CHOICES_FORMAT = ("messages", "sharegpt", "instruction")
+CHOICES_SCHEDULER = (
+    "linear",
+    "cosine",
+    "constant",
+    "constant_with_warmup",
+    "cosine_with_restarts",
+    "polynomial",
+)
+CHOICES_OPTIM = (
+    "adamw_8bit",
+    "paged_adamw_8bit",
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adafactor",
+    "sgd",
+)
+
+
+def knob(
+    default: Any,
+    help: str,
+    *,
+    group: str,
+    min: float | None = None,
+    max: float | None = None,
+    min_exclusive: bool = False,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A schema field: default, one-line help, group (for forms and docs) and bounds."""
+    meta = {
+        "help": help,
+        "group": group,
+        "min": min,
+        "max": max,
+        "min_exclusive": min_exclusive,
+        "choices": choices,
+    }
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Recipe:
+    """A fine-tuning run: what is trained, on what, and how."""
+
+    # -- recipe ------------------------------------------------------------------------
+    name: str = knob("unnamed", "Short name; used in run directory names.", group="recipe")
+    description: str = knob("", "One line shown by `slothlab --list`.", group="recipe")
+    task: str = knob("chat", "What the model learns (chat, qa, translation, ...).", group="recipe")
+
+    # -- model -------------------------------------------------------------------------
+    model: str = knob(
+        "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+        "Hub id or local folder of the base model.",
+        group="model",
+    )
+    tiny: bool = knob(
+        False,
+        "Replace the model by a random miniature of its architecture and the data by the sample.",
+        group="model",
+    )
+    load_in_4bit: bool = knob(True, "Quantise base weights to 4-bit NF4 (QLoRA).", group="model")
+    compute_dtype: str = knob(
+        "auto",
+        "Matmul dtype for 4-bit layers and mixed precision; auto = bf16 if supported, else fp16 on GPU, fp32 on CPU.",
+        group="model",
+        choices=CHOICES_DTYPE,
+    )
+    max_seq_length: int = knob(
+        2048, "Longest example in tokens; longer ones are truncated (higher = more memory).",
+        group="model", min=16, max=131072,
+    )
+    chat_template: str = knob(
+        "auto",
+        "Chat template: auto = the tokenizer's own; or a built-in one.",
+        group="model",
+        choices=("auto", *CHAT_TEMPLATES),
+    )
+    trust_remote_code: bool = knob(
+        False, "Allow the model repo's own Python code to run. Never enabled implicitly.",
+        group="model",
+    )
+
+    # -- lora --------------------------------------------------------------------------
+    lora_r: int = knob(16, "LoRA rank (higher = more trainable parameters and memory).",
+                       group="lora", min=1, max=1024)
+    lora_alpha: int = knob(16, "LoRA scaling numerator (update scale = alpha / r).",
+                           group="lora", min=1, max=4096)
+    lora_dropout: float = knob(0.0, "Dropout on the LoRA input (0 = off).",
+                               group="lora", min=0.0, max=0.9)
+    target_modules: list[str] = knob(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Linear layers that get adapters; ['all-linear'] = every linear layer but the output head.",
+        group="lora",
+    )
+
+    # -- training ----------------------------------------------------------------------
+    batch_size: int = knob(2, "Examples per device per step (higher = more memory).",
+                           group="train", min=1, max=4096)
+    gradient_accumulation_steps: int = knob(
+        4, "Steps whose gradients are summed before an update (effective batch = batch × this).",
+        group="train", min=1, max=4096,
+    )
+    epochs: float = knob(1.0, "Passes over the training split (ignored when max_steps > 0).",
+                         group="train", min=0.0, max=1000.0, min_exclusive=True)
+    max_steps: int = knob(0, "Optimizer updates to run; 0 = derive from epochs.",
+                          group="train", min=0, max=10_000_000)
+    learning_rate: float = knob(2e-4, "Peak learning rate.", group="train",
+                                min=0.0, max=1.0, min_exclusive=True)
+    lr_scheduler: str = knob("linear", "Learning-rate schedule after warmup.",
+                             group="train", choices=CHOICES_SCHEDULER)
+    warmup_steps: int = knob(5, "Steps of linear warmup from 0 to the peak rate.",
+                             group="train", min=0, max=1_000_000)
+    weight_decay: float = knob(0.01, "Decoupled weight decay on LoRA weights.",
+                               group="train", min=0.0, max=1.0)
+    optimizer: str = knob("adamw_8bit", "Optimizer (adamw_8bit keeps its state in 8 bits).",
+                          group="train", choices=CHOICES_OPTIM)
+    max_grad_norm: float = knob(1.0, "Gradient clipping norm; 0 = no clipping.",
+                                group="train", min=0.0, max=1e6)
+    gradient_checkpointing: bool = knob(
+        True, "Recompute activations in backward (less memory, ~20-30% slower).", group="train",
+    )
+    seed: int = knob(3407, "Seed for data split, shuffling, LoRA init and dropout.",
+                     group="train", min=0, max=2**32 - 1)
+
+    # -- logging / checkpoints ---------------------------------------------------------
+    logging_steps: int = knob(1, "Emit a step event every N optimizer steps.",
+                              group="logging", min=1, max=1_000_000)
+    eval_steps: int = knob(0, "Evaluate (loss + greedy samples) every N steps; 0 = only at the end.",
+                           group="logging", min=0, max=1_000_000)
+    save_steps: int = knob(50, "Save a checkpoint every N steps (also saved on stop).",
+                           group="logging", min=1, max=1_000_000)
+    save_total_limit: int = knob(3, "Checkpoints kept on disk (oldest deleted); 0 = keep all.",
+                                 group="logging", min=0, max=1000)
+
+    # -- data --------------------------------------------------------------------------
+    dataset: str = knob("data/demo_qa.jsonl",
+                        "Hub dataset id, or a local .jsonl .json .csv .parquet .xlsx file.",
+                        group="data")
+    dataset_format: str = knob("messages", "How rows hold conversations.",
+                               group="data", choices=CHOICES_FORMAT)
+    dataset_split: str = knob("train", "Split to read from a hub dataset.", group="data")
+    dataset_subset: str = knob("", "Hub dataset configuration name, if it has several.",
+                               group="data")
+    columns: dict[str, str] = knob(
+        {},
+        "Column names when they differ from the format's defaults "
+        "(messages, conversations, instruction, input, response, system).",
+        group="data",
+    )
+    prompt_template: str = knob(
+        "",
+        "Plain-text template with {instruction} {input} {response}; empty = the chat template.",
+        group="data",
+    )
+    system_prompt: str = knob("", "System message prepended to every conversation that has none.",
+                              group="data")
+    sample_dataset: str = knob("", "Sample file used in tiny mode (a file in data/).", group="data")
+    max_examples: int = knob(0, "Use at most N rows (after loading); 0 = all.",
+                             group="data", min=0, max=100_000_000)
+    val_fraction: float = knob(0.1, "Share of rows held out for validation loss.",
+                               group="data", min=0.0, max=0.5)
+    test_fraction: float = knob(0.1, "Share of rows held out for the before/after evaluation.",
+                                group="data", min=0.0, max=0.5)
+
+    # -- evaluation --------------------------------------------------------------------
+    eval_samples: int = knob(100, "Held-out examples decoded greedily before and after training.",
+                             group="eval", min=0, max=100_000)
+    eval_prompts: int = knob(3, "Held-out prompts decoded at each eval to watch answers change.",
+                             group="eval", min=0, max=64)
+    max_new_tokens: int = knob(256, "Longest greedy answer in tokens.",
+                               group="eval", min=1, max=32768)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size * self.gradient_accumulation_steps
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Recipe)}
+GROUPS: tuple[str, ...] = ("recipe", "model", "lora", "train", "logging", "data", "eval")
+
+
+def field_type(name: str) -> Any:
+    return typing.get_type_hints(Recipe)[name]
+
+
+def _nearest(key: str) -> str:
+    close = difflib.get_close_matches(key, FIELDS, n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'?" if close else "see `slothlab --fields` for every field"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "a list of strings"
+    if origin is dict:
+        return "a mapping of strings"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[tp]
+
+
+def coerce(name: str, value: Any, where: str) -> Any:
+    """Check ``value`` against field ``name``'s type and bounds; return it in the right type."""
+    if name not in FIELDS:
+        raise RecipeError(f"unknown field '{name}'", where=where, fix=_nearest(name))
+    tp = field_type(name)
+    meta = FIELDS[name].metadata
+
+    def bad(reason: str) -> RecipeError:
+        return RecipeError(f"field '{name}' = {value!r}: {reason}", where=where, fix=meta["help"])
+
+    origin = typing.get_origin(tp)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad(f"expected {_type_name(tp)}")
+        if not value:
+            raise bad("must not be empty")
+        return list(value)
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise bad(f"expected {_type_name(tp)}, e.g. {{response: answer}}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            value = value.lower() in ("true", "yes", "on", "1")
+        if not isinstance(value, bool):
+            raise bad("expected true or false")
+        return value
+    if tp is str:
+        if value is None:
+            value = ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise bad("expected a string")
+        if meta["choices"] and value not in meta["choices"]:
+            close = difflib.get_close_matches(value, meta["choices"], n=1, cutoff=0.4)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise bad(f"must be one of {', '.join(meta['choices'])}{hint}")
+        return value
+    # numbers: YAML reads "2e-4" as a string, so accept numeric strings.
+    if isinstance(value, bool):
+        raise bad(f"expected {_type_name(tp)}")
+    if isinstance(value, str):
+        try:
+            value = float(value) if tp is float else int(value)
+        except ValueError:
+            try:
+                as_float = float(value)
+            except ValueError:
+                raise bad(f"expected {_type_name(tp)}") from None
+            if tp is int and as_float.is_integer():
+                value = int(as_float)
+            else:
+                raise bad(f"expected {_type_name(tp)}") from None
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise bad("expected an integer")
+    elif tp is float:
+        if not isinstance(value, (int, float)):
+            raise bad("expected a number")
+        value = float(value)
+    lo, hi = meta["min"], meta["max"]
+    if lo is not None and (value < lo or (meta["min_exclusive"] and value <= lo)):
+        op = ">" if meta["min_exclusive"] else ">="
+        raise bad(f"out of range, must be {op} {lo:g}")
+    if hi is not None and value > hi:
+        raise bad(f"out of range, must be <= {hi:g}")
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` from ``--set``; the value is read as YAML (so 1e-4, true, [a, b] work)."""
+    if "=" not in text:
+        raise RecipeError(
+            f"--set {text!r} is not key=value", where="--set", fix="write e.g. --set learning_rate=1e-4"
+        )
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _check_consistency(recipe: Recipe, where: str) -> None:
+    if recipe.val_fraction + recipe.test_fraction >= 0.9:
+        raise RecipeError(
+            f"val_fraction + test_fraction = {recipe.val_fraction + recipe.test_fraction:g} leaves "
+            "almost nothing to train on",
+            where=where,
+            fix="keep their sum below 0.9",
+        )
+    if recipe.prompt_template and "{response}" not in recipe.prompt_template:
+        raise RecipeError(
+            "prompt_template has no {response} field, so nothing would be trained",
+            where=where,
+            fix="end the template with {response}, e.g. '### Response:\\n{response}'",
+        )
+    if recipe.lora_alpha <= 0 or recipe.lora_r <= 0:  # bounds already say so; kept for clarity
+        raise RecipeError("lora_r and lora_alpha must be positive", where=where)
+
+
+def recipe_from_mapping(
+    data: dict[str, Any], *, source: str, overrides: list[str] | None = None
+) -> Recipe:
+    """Validate a mapping (from YAML) plus ``--set`` overrides into a Recipe."""
+    if not isinstance(data, dict):
+        raise RecipeError(
+            "a recipe must be a mapping of field: value", where=source,
+            fix="see recipes/configs/demo.yaml for the layout",
+        )
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        values[str(key)] = coerce(str(key), value, where=f"{source}")
+    for text in overrides or []:
+        key, value = parse_override(text)
+        values[key] = coerce(key, value, where=f"--set {text}")
+    recipe = Recipe(**values)
+    _check_consistency(recipe, where=source)
+    return recipe
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError("recipe file not found", where=str(path),
+                          fix="check the path, or run `slothlab --list` for the bundled recipes") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read the recipe file ({exc})", where=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"malformed YAML: {problem}", where=place,
+                          fix="fix the syntax at that line (indentation, a missing ':' or quote)") from None
+    return data if data is not None else {}
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    return recipe_from_mapping(read_yaml(path), source=str(path), overrides=overrides)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML, every field present, in schema order."""
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def describe_fields() -> list[dict[str, Any]]:
+    """Every field with its type, default, bounds and help: for --fields and the TUI form."""
+    out = []
+    hints = typing.get_type_hints(Recipe)
+    for f in dataclasses.fields(Recipe):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        tp = hints[f.name]
+        out.append(
+            {
+                "name": f.name,
+                "type": _type_name(tp) if not isinstance(tp, types.GenericAlias) else _type_name(tp),
+                "default": default,
+                **{k: v for k, v in f.metadata.items()},
+            }
+        )
+    return out

@@ -1,0 +1,132 @@
+"""Tiny mode: a random miniature of a recipe's model, with a tokenizer trained on its sample.
+
+    from recipes.tiny import build_tiny_model
+    folder = build_tiny_model(recipe, sample_texts, cache_root)
+
+The miniature keeps what the pipeline depends on: the model type and class, the module names
+LoRA targets (q_proj ... down_proj), tied or untied embeddings, the chat template and the
+real special tokens (bos/eos/pad, the template's markers). Only sizes shrink. It is written
+to a normal Hugging Face folder, so it loads through exactly the code path a hub model takes
+(4-bit quantisation included). Folders are cached by a hash of everything that shapes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from recipes.errors import RecipeError
+from recipes.models import CHAT_TEMPLATES, ModelInfo, model_info
+from recipes.schema import Recipe
+
+# Miniature sizes: multiples of 64 so bitsandbytes' 4-bit blocks tile every weight.
+TINY = {"hidden_size": 128, "intermediate_size": 256, "num_layers": 2, "num_heads": 4,
+        "num_kv_heads": 2, "vocab_size": 2048}
+TINY_INIT_RANGE = 0.1
+TINY_VERSION = 2  # bump when the miniature's construction changes
+
+
+def tiny_info(recipe: Recipe) -> ModelInfo:
+    info = model_info(recipe.model)
+    if info is None:
+        from recipes.models import KNOWN_MODELS
+
+        raise RecipeError(
+            f"tiny mode does not know the architecture of '{recipe.model}'",
+            where="model",
+            fix="tiny mode works for: " + ", ".join(KNOWN_MODELS),
+        )
+    return info
+
+
+def _special_tokens(info: ModelInfo) -> list[str]:
+    tokens = [info.bos_token, info.eos_token, info.pad_token, info.unk_token,
+              *info.extra_special_tokens]
+    seen: list[str] = []
+    for tok in tokens:
+        if tok and tok not in seen:
+            seen.append(tok)
+    return seen
+
+
+def train_tokenizer(info: ModelInfo, texts: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer trained on ``texts`` with the model's special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = _special_tokens(info)
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=2, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    if info.model_type == "llama":
+        # Llama tokenizers put BOS in front of every encoded text; so does the miniature.
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{info.bos_token} $A", pair=f"{info.bos_token} $A {info.bos_token} $B",
+            special_tokens=[(info.bos_token, tok.token_to_id(info.bos_token))],
+        )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=info.bos_token, eos_token=info.eos_token, pad_token=info.pad_token,
+        unk_token=info.unk_token,
+        additional_special_tokens=list(info.extra_special_tokens) or None,
+        clean_up_tokenization_spaces=False,
+    )
+    fast.chat_template = CHAT_TEMPLATES[info.chat_format]
+    return fast
+
+
+def _config(info: ModelInfo, tokenizer: Any, max_positions: int) -> Any:
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(
+        info.model_type,
+        hidden_size=TINY["hidden_size"],
+        intermediate_size=TINY["intermediate_size"],
+        num_hidden_layers=TINY["num_layers"],
+        num_attention_heads=TINY["num_heads"],
+        num_key_value_heads=TINY["num_kv_heads"],
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=info.tied_embeddings,
+        # Wider than the usual 0.02: with hidden size 128 the frozen random output head could
+        # otherwise only produce near-uniform logits, and LoRA could never lower the loss much.
+        initializer_range=TINY_INIT_RANGE,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config.architectures = [info.architecture]
+    return config
+
+
+def build_tiny_model(recipe: Recipe, texts: list[str], cache_root: Path) -> Path:
+    """Folder holding the miniature (config, safetensors weights, tokenizer); cached."""
+    info = tiny_info(recipe)
+    max_positions = max(64, recipe.max_seq_length)
+    key = hashlib.sha256(
+        json.dumps([TINY_VERSION, TINY, TINY_INIT_RANGE, info.model_type, info.chat_format, _special_tokens(info),
+                    recipe.seed, max_positions, texts], ensure_ascii=False).encode()
+    ).hexdigest()[:16]
+    folder = cache_root / f"tiny-{info.model_type}-{key}"
+    if (folder / "model.safetensors").exists():
+        return folder
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = train_tokenizer(info, texts, TINY["vocab_size"])
+    config = _config(info, tokenizer, max_positions)
+    torch.manual_seed(recipe.seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    partial = folder.with_name(folder.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.replace(folder) if not folder.exists() else None
+    return folder

@@ -1,0 +1,395 @@
+"""One fine-tuning run, top to bottom: the recipe script every front end starts.
+
+    slothlab --recipe demo            # headless, renders the events with Rich
+    slothlab --recipe demo --json     # the raw event stream (what the TUI reads)
+
+Order matters: the backend is chosen (and unsloth imported, when chosen) before anything
+imports transformers, trl or peft. Every outcome ends the event stream with ``finished``,
+``stopped`` (Ctrl-C / SIGINT: the step ends, a checkpoint is saved, ``--resume`` continues)
+or ``failed`` (the error and what to do).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import time
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from recipes import events as ev
+from recipes.errors import RunDirError, SlothlabError
+from recipes.rundir import (
+    ADAPTER,
+    BASE,
+    CHECKPOINTS,
+    EVENTS_FILE,
+    RECIPE_FILE,
+    latest_checkpoint,
+    new_run_dir,
+)
+from recipes.schema import Recipe, dump_recipe
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RunOptions:
+    backend: str = "auto"
+    runs_root: Path = Path("runs")
+    echo: TextIO | None = None  # also write events as JSON lines here (--json: stdout)
+    resume_dir: Path | None = None
+    listeners: list[Callable[[ev.Event], None]] = field(default_factory=list)
+    stop_at_step: int | None = None  # tests: behave as if Ctrl-C arrived during this step
+    cache_dir: Path | None = None
+
+
+class StopFlag:
+    """Set by SIGINT (first Ctrl-C); the trainer checks it at the end of each step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> Callable[[], None]:
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:  # a second Ctrl-C means now
+                raise KeyboardInterrupt
+            self.requested = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def cache_root(options: RunOptions) -> Path:
+    if options.cache_dir:
+        return options.cache_dir
+    base = os.environ.get("SLOTHLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "slothlab")
+    return Path(base)
+
+
+def memory_now(device: str) -> ev.Memory:
+    if device == "cuda":
+        import torch
+
+        mb = 1024 * 1024
+        return ev.Memory("vram", torch.cuda.memory_allocated() / mb,
+                         torch.cuda.max_memory_reserved() / mb,
+                         torch.cuda.get_device_properties(0).total_memory / mb)
+    import resource
+
+    import psutil
+
+    rss = psutil.Process().memory_info().rss / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return ev.Memory("rss", rss, max(rss, peak), psutil.virtual_memory().total / 2**20)
+
+
+def describe_device(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        props = torch.cuda.get_device_properties(0)
+        return f"{props.name} ({props.total_memory / 2**30:.1f} GiB, sm_{props.major}{props.minor})"
+    import psutil
+
+    return f"CPU ({os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM)"
+
+
+def data_source(recipe: Recipe) -> str:
+    if recipe.tiny:
+        return recipe.sample_dataset or recipe.dataset
+    return recipe.dataset
+
+
+def _quiet_libraries() -> None:
+    import logging
+    import warnings
+
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import datasets
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def _tiny_model_folder(recipe: Recipe, examples: list, cache: Path, run_dir: Path) -> Path:
+    """Build (or reuse) the miniature and copy it into the run, so the adapter is self-contained."""
+    from recipes.data import Renderer
+    from recipes.models import CHAT_TEMPLATES
+    from recipes.tiny import build_tiny_model, tiny_info
+
+    info = tiny_info(recipe)
+    stand_in = types.SimpleNamespace(
+        eos_token=info.eos_token, bos_token=info.bos_token, pad_token=info.pad_token,
+        unk_token=info.unk_token, chat_template=CHAT_TEMPLATES[info.chat_format])
+    renderer = Renderer(stand_in, recipe)
+    texts = [renderer.render(e)[0] for e in examples]
+    folder = build_tiny_model(recipe, texts, cache)
+    target = run_dir / BASE
+    if not target.exists():
+        shutil.copytree(folder, target)
+    return target
+
+
+def _training_args(recipe: Recipe, run_dir: Path, device: str, has_val: bool) -> Any:
+    from trl import SFTConfig
+
+    from recipes.backends.reference import resolve_dtype
+
+    dtype = str(resolve_dtype(recipe.compute_dtype, device)).removeprefix("torch.")
+    eval_every = recipe.eval_steps if (has_val and recipe.eval_steps) else 0
+    return SFTConfig(
+        output_dir=str(run_dir / CHECKPOINTS),
+        per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=recipe.batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps if recipe.max_steps > 0 else -1,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler,
+        warmup_steps=recipe.warmup_steps,
+        weight_decay=recipe.weight_decay,
+        optim=recipe.optimizer,
+        max_grad_norm=recipe.max_grad_norm,
+        gradient_checkpointing=False,  # the backend enabled it on the model already
+        logging_steps=recipe.logging_steps,
+        eval_strategy="steps" if eval_every else "no",
+        eval_steps=eval_every or None,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit or None,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        bf16=device == "cuda" and dtype == "bfloat16",
+        fp16=device == "cuda" and dtype == "float16",
+        use_cpu=device != "cuda",
+        report_to="none",
+        disable_tqdm=True,
+        max_length=recipe.max_seq_length,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
+
+
+def _event_callback(writer: ev.EventWriter, device: str, stop: StopFlag,
+                    stop_at_step: int | None) -> Any:
+    from transformers import TrainerCallback
+
+    class EventCallback(TrainerCallback):
+        """Turns the trainer's logs, evals and saves into events; honours the stop flag."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.last_time = time.perf_counter()
+            self.last_tokens = state.num_input_tokens_seen
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop_at_step is not None and state.global_step >= stop_at_step:
+                stop.requested = True
+            if stop.requested:
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            now = time.perf_counter()
+            tokens = state.num_input_tokens_seen
+            rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
+            self.last_time, self.last_tokens = now, tokens
+            grad_norm = logs.get("grad_norm")
+            writer.emit(ev.Step(
+                step=state.global_step, total_steps=state.max_steps, epoch=float(state.epoch or 0),
+                loss=float(logs["loss"]), learning_rate=float(logs.get("learning_rate", 0.0)),
+                grad_norm=float(grad_norm) if grad_norm is not None else None,
+                tokens_per_second=rate, memory=memory_now(device)))
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            loss = (metrics or {}).get("eval_loss")
+            writer.emit(ev.Eval(step=state.global_step, loss=loss,
+                                perplexity=math.exp(min(loss, 50)) if loss is not None else None))
+
+        def on_save(self, args, state, control, **kwargs):
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            writer.emit(ev.Checkpoint(step=state.global_step, path=str(path)))
+
+    return EventCallback()
+
+
+def run(recipe: Recipe, options: RunOptions) -> Path:
+    """Train ``recipe``; returns the run directory. Raises SlothlabError on bad input."""
+    resume_checkpoint: Path | None = None
+    if options.resume_dir is not None:
+        resume_checkpoint = latest_checkpoint(options.resume_dir)
+        if resume_checkpoint is None:
+            raise RunDirError("this run has no checkpoint to resume from",
+                              where=str(options.resume_dir),
+                              fix="start it again with `slothlab --recipe <file>`; checkpoints "
+                                  f"appear every save_steps={recipe.save_steps} steps or on Ctrl-C")
+
+    from recipes.backends import select_backend
+
+    choice = select_backend(options.backend)  # imports unsloth first when it is chosen
+    _quiet_libraries()
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    from recipes.data import load_examples, prepare
+
+    source = data_source(recipe)
+    base_dirs = [PROJECT_ROOT]
+    examples, skipped, n_rows = load_examples(recipe, source, base_dirs=base_dirs)
+
+    if options.resume_dir is not None:
+        run_dir = options.resume_dir
+    else:
+        run_dir = new_run_dir(options.runs_root, recipe.name)
+        (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
+    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo)
+    for listener in options.listeners:
+        writer.subscribe(listener)
+    stop = StopFlag()
+    restore_sigint = stop.install()
+    started = time.time()
+    step = 0
+    try:
+        resumed_step = int(resume_checkpoint.name.rsplit("-", 1)[1]) if resume_checkpoint else 0
+        writer.emit(ev.RunStarted(
+            run_dir=str(run_dir), recipe=recipe.name, backend=choice.name,
+            backend_reason=choice.reason, device=describe_device(device), tiny=recipe.tiny,
+            resumed_from_step=resumed_step, pid=os.getpid()))
+
+        if recipe.tiny:
+            model_path: str | Path = _tiny_model_folder(recipe, examples, cache_root(options), run_dir)
+        else:
+            model_path = recipe.model
+        if choice.name == "unsloth":
+            from recipes.backends import unsloth as backend
+        else:
+            from recipes.backends import reference as backend  # type: ignore[no-redef]
+        model, tokenizer = load_model(backend, model_path, recipe, device)
+
+        data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=source)
+        steps_per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
+                              // recipe.gradient_accumulation_steps)
+        total = recipe.max_steps or math.ceil(steps_per_epoch * recipe.epochs)
+        writer.emit(ev.Preflight(
+            splits=data.splits.sizes(), tokens_min=data.stats["tokens_min"],
+            tokens_median=data.stats["tokens_median"], tokens_max=data.stats["tokens_max"],
+            trained_token_share=data.stats["trained_token_share"],
+            truncated=data.stats["truncated"], no_trained_tokens=0,
+            max_seq_length=recipe.max_seq_length, total_steps=total, notes=data.notes))
+
+        from datasets import Dataset
+        from transformers import PrinterCallback
+
+        def as_dataset(items: list) -> Dataset:
+            return Dataset.from_dict({"input_ids": [t.input_ids for t in items],
+                                      "labels": [t.labels for t in items]})
+
+        callback = _event_callback(writer, device, stop, options.stop_at_step)
+        trainer = trainer_class(device)(
+            model=model, args=_training_args(recipe, run_dir, device, bool(data.val)),
+            train_dataset=as_dataset(data.train),
+            eval_dataset=as_dataset(data.val) if data.val else None,
+            processing_class=tokenizer, callbacks=[callback])
+        trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
+        trainer.train(resume_from_checkpoint=str(resume_checkpoint) if resume_checkpoint else None)
+        step = trainer.state.global_step
+
+        if stop.requested:
+            checkpoint = latest_checkpoint(run_dir)
+            writer.emit(ev.Stopped(step=step, checkpoint=str(checkpoint) if checkpoint else None,
+                                   resume_command=f"slothlab --resume {run_dir}"))
+            return run_dir
+        if data.val and not (recipe.eval_steps and step % recipe.eval_steps == 0):
+            trainer.evaluate()
+        adapter_dir = run_dir / ADAPTER
+        model.save_pretrained(str(adapter_dir))
+        tokenizer.save_pretrained(str(adapter_dir))
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        writer.emit(ev.Finished(step=step, final_loss=losses[-1] if losses else None,
+                                adapter_dir=str(adapter_dir), seconds=time.time() - started))
+        return run_dir
+    except SlothlabError as exc:
+        writer.emit(ev.Failed(error=exc.what if not exc.where else f"{exc.where}: {exc.what}",
+                              advice=exc.fix or "", step=step))
+        raise
+    except KeyboardInterrupt:
+        writer.emit(ev.Failed(error="interrupted twice: stopped without a checkpoint",
+                              advice=f"resume from the last saved checkpoint: slothlab --resume {run_dir}",
+                              step=step))
+        raise
+    except BaseException as exc:
+        writer.emit(ev.Failed(error=f"{type(exc).__name__}: {exc}", advice=advice_for(exc), step=step))
+        raise
+    finally:
+        restore_sigint()
+        writer.close()
+
+
+def trainer_class(device: str) -> type:
+    """TRL's SFTTrainer; on a CPU, with the model's own loss instead of TRL's Triton loss head.
+
+    TRL 1.15 computes every SFT loss through a fused LM-head Triton kernel, and Triton has no
+    CPU driver ("0 active drivers"). The model's own causal-LM cross-entropy is the same loss
+    (mean negative log-likelihood over tokens whose label is not -100), so on a CPU the trainer
+    calls it instead. Everything else (data collation, optimizer, schedule, checkpoints) stays TRL's.
+    """
+    from trl import SFTTrainer
+
+    if device == "cuda":
+        return SFTTrainer
+    from transformers import Trainer
+
+    class CPUSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    return CPUSFTTrainer
+
+
+def load_model(backend: types.ModuleType, model_path: str | Path, recipe: Recipe,
+               device: str) -> tuple[Any, Any]:
+    from recipes.models import CHAT_TEMPLATES
+
+    try:
+        model, tokenizer = backend.load(model_path, recipe, device)
+    except OSError as exc:
+        raise SlothlabError(
+            f"could not load model '{model_path}' ({str(exc).splitlines()[0][:200]})",
+            where="model",
+            fix="check the hub id / your network and HF token, or run offline with --tiny, or "
+                "--set model=/path/to/local/model",
+        ) from None
+    if recipe.chat_template != "auto":
+        tokenizer.chat_template = CHAT_TEMPLATES[recipe.chat_template]
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def advice_for(exc: BaseException) -> str:
+    text = str(exc)
+    if "out of memory" in text.lower():
+        return ("CUDA ran out of memory: lower batch_size or max_seq_length, keep "
+                "gradient_checkpointing on, or raise gradient_accumulation_steps instead")
+    return "rerun with --debug for the traceback; the run directory keeps events.jsonl"

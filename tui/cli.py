@@ -1,0 +1,183 @@
+"""The `slothlab` command.
+
+    slothlab --recipe demo                     # train headless (Rich progress)
+    slothlab --recipe my.yaml --set learning_rate=1e-4 --set max_steps=30
+    slothlab --recipe demo --json              # the raw event stream on stdout
+    slothlab --resume runs/<id>                # continue a stopped run from its last checkpoint
+    slothlab --list                            # bundled recipes
+    slothlab --fields                          # every recipe field: type, default, bounds, help
+
+Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
+so `slothlab --help` and `--list` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from recipes.errors import RecipeError, SlothlabError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slothlab",
+        description="Fine-tune small language models with QLoRA: pick a recipe, train, compare.",
+        epilog="Examples: slothlab --recipe demo | slothlab --list | "
+               "slothlab --recipe demo --set max_steps=30 --json",
+    )
+    parser.add_argument("--recipe", metavar="NAME|FILE",
+                        help="bundled recipe name (see --list) or a path to a recipe YAML")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe field, type-checked (repeatable)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="random miniature model + the recipe's sample data (CPU, offline)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the event stream as JSON lines instead of the progress bar")
+    parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
+                        help="continue a stopped run from its latest checkpoint")
+    parser.add_argument("--backend", choices=("auto", "unsloth", "reference"), default="auto",
+                        help="auto = unsloth with a CUDA GPU, else reference (default: auto)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), metavar="DIR",
+                        help="where run directories are created (default: ./runs)")
+    parser.add_argument("--list", action="store_true", help="list bundled recipes and exit")
+    parser.add_argument("--fields", action="store_true",
+                        help="list every recipe field with type, default, bounds and help")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return parser
+
+
+def cmd_list() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from recipes.registry import bundled
+    from recipes.schema import load_recipe
+
+    table = Table(title="slothlab recipes", title_justify="left")
+    for col in ("recipe", "task", "model", "dataset", "description"):
+        table.add_column(col, overflow="fold")
+    for name, path in bundled().items():
+        try:
+            r = load_recipe(path)
+        except SlothlabError as exc:
+            table.add_row(name, "", "", "", f"[red]invalid: {exc.what}[/]")
+            continue
+        model = f"{r.model} (tiny)" if r.tiny else r.model
+        table.add_row(name, r.task, model, r.dataset, r.description)
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_fields() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from recipes.schema import GROUPS, describe_fields
+
+    table = Table(title="recipe fields (YAML keys and --set names)", title_justify="left")
+    for col in ("field", "type", "default", "allowed", "help"):
+        table.add_column(col, overflow="fold")
+    fields = describe_fields()
+    for group in GROUPS:
+        table.add_section()
+        for f in (f for f in fields if f["group"] == group):
+            allowed = ", ".join(f["choices"]) if f["choices"] else _bounds(f)
+            table.add_row(f["name"], f["type"], repr(f["default"]), allowed, f["help"])
+    Console().print(table)
+    return EXIT_OK
+
+
+def _bounds(f: dict) -> str:
+    lo, hi = f["min"], f["max"]
+    if lo is None and hi is None:
+        return ""
+    op = ">" if f["min_exclusive"] else ">="
+    return " and ".join(x for x in (f"{op} {lo:g}" if lo is not None else "",
+                                     f"<= {hi:g}" if hi is not None else "") if x)
+
+
+def resolve_recipe(args: argparse.Namespace):
+    """The validated recipe for this invocation; RecipeError/RunDirError before anything starts."""
+    from recipes.registry import find_recipe
+    from recipes.rundir import RECIPE_FILE, check_run_dir
+    from recipes.schema import load_recipe
+
+    overrides = list(args.overrides)
+    if args.tiny:
+        overrides.append("tiny=true")
+    if args.resume is not None:
+        if args.recipe or args.overrides:
+            raise RecipeError("--resume continues a run with its own saved recipe",
+                              where="--resume", fix="drop --recipe/--set when resuming")
+        run_dir = check_run_dir(args.resume)
+        return load_recipe(run_dir / RECIPE_FILE, overrides=overrides)
+    return load_recipe(find_recipe(args.recipe), overrides=overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recipes import events as ev
+    from recipes.train import RunOptions, run
+
+    recipe = resolve_recipe(args)
+    outcome: dict[str, ev.Event] = {}
+
+    def remember(event: ev.Event) -> None:
+        if event.type in ev.TERMINAL:
+            outcome["last"] = event
+
+    listeners = [remember]
+    if not args.json:
+        from tui.headless import RichRenderer
+
+        listeners.append(RichRenderer())
+    stdout = sys.stdout
+    options = RunOptions(backend=args.backend, runs_root=args.runs_dir,
+                         echo=stdout if args.json else None, resume_dir=args.resume,
+                         listeners=listeners)
+    if args.json:
+        # Library chatter (banners, warnings) must not corrupt the JSON stream on stdout.
+        sys.stdout = sys.stderr
+    try:
+        run(recipe, options)
+    finally:
+        sys.stdout = stdout
+    last = outcome.get("last")
+    if last is not None and last.type == "stopped":
+        return EXIT_STOPPED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            return cmd_list()
+        if args.fields:
+            return cmd_fields()
+        if args.recipe is None and args.resume is None:
+            parser.print_help()
+            return EXIT_OK
+        return cmd_train(args)
+    except SlothlabError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.render()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_STOPPED
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}\n  → rerun with --debug for the traceback",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Headless front end: renders the event stream with Rich (progress bar, ETA, loss, lr, memory).
+
+It only consumes events (recipes/events.py), exactly as the TUI does, so what a person sees in
+a terminal and what the TUI shows come from the same stream.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from recipes import events as ev
+
+
+def _fmt_memory(mem: ev.Memory | None) -> str:
+    if mem is None:
+        return ""
+    return f"{mem.label} {mem.now_mb / 1024:.2f}/{mem.total_mb / 1024:.0f} GiB (peak {mem.peak_mb / 1024:.2f})"
+
+
+class RichRenderer:
+    """Call it with each event; it draws a live progress bar and prints the milestones."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.progress = Progress(
+            TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), TextColumn("·"), TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console, transient=False,
+        )
+        self.task: int | None = None
+        self.last_loss: float | None = None
+
+    def __call__(self, event: ev.Event) -> None:
+        handler = getattr(self, f"on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+
+    def _print(self, *args: object) -> None:
+        self.console.print(*args)
+
+    def on_run_started(self, e: ev.RunStarted) -> None:
+        verb = f"resuming from step {e.resumed_from_step}" if e.resumed_from_step else "starting"
+        self._print(f"[bold]slothlab[/] {verb} [cyan]{e.recipe}[/]{' (tiny mode)' if e.tiny else ''}")
+        self._print(f"  run dir  {e.run_dir}")
+        self._print(f"  backend  {e.backend} — {e.backend_reason}")
+        self._print(f"  device   {e.device}")
+
+    def on_preflight(self, e: ev.Preflight) -> None:
+        table = Table(title="preflight", show_header=False, box=None, padding=(0, 2))
+        table.add_row("examples", ", ".join(f"{k} {v}" for k, v in e.splits.items()))
+        table.add_row("tokens / example", f"min {e.tokens_min} · median {e.tokens_median:g} · max {e.tokens_max}")
+        table.add_row("trained tokens", f"{e.trained_token_share:.1%} (responses only)")
+        table.add_row("truncated", f"{e.truncated} at max_seq_length={e.max_seq_length}")
+        table.add_row("steps", str(e.total_steps))
+        for note in e.notes:
+            table.add_row("note", note)
+        self._print(table)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=e.total_steps, status="")
+
+    def on_step(self, e: ev.Step) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=e.total_steps, status="")
+        self.last_loss = e.loss
+        status = (f"loss {e.loss:.4f} · lr {e.learning_rate:.2e} · {e.tokens_per_second:,.0f} tok/s"
+                  f" · {_fmt_memory(e.memory)}")
+        self.progress.update(self.task, completed=e.step, total=e.total_steps, status=status)
+
+    def on_eval(self, e: ev.Eval) -> None:
+        if e.loss is not None:
+            self._print(f"  eval @ step {e.step}: loss {e.loss:.4f} · perplexity {e.perplexity:.2f}")
+        for sample in e.samples:
+            self._print(f"    [dim]prompt[/] {sample.prompt[-80:]!r}\n    [green]output[/] {sample.output[:120]!r}")
+
+    def on_checkpoint(self, e: ev.Checkpoint) -> None:
+        self._print(f"  [dim]checkpoint @ step {e.step}: {e.path}[/]")
+
+    def on_metrics(self, e: ev.Metrics) -> None:
+        values = " · ".join(f"{k} {v:.4f}" for k, v in e.values.items())
+        self._print(f"  {e.stage}: {values}")
+
+    def _stop_progress(self) -> None:
+        self.progress.stop()
+
+    def on_finished(self, e: ev.Finished) -> None:
+        self._stop_progress()
+        loss = f"{e.final_loss:.4f}" if e.final_loss is not None else "n/a"
+        self._print(f"[bold green]finished[/] {e.step} steps in {e.seconds:.0f} s · final loss {loss}")
+        self._print(f"  adapter  {e.adapter_dir}")
+
+    def on_stopped(self, e: ev.Stopped) -> None:
+        self._stop_progress()
+        self._print(f"[bold yellow]stopped[/] at step {e.step}; checkpoint {e.checkpoint}")
+        self._print(f"  resume with: {e.resume_command}")
+
+    def on_failed(self, e: ev.Failed) -> None:
+        self._stop_progress()
+        self._print(f"[bold red]failed[/] {e.error}")
+        if e.advice:
+            self._print(f"  → {e.advice}")
