@@ -107,6 +107,11 @@ def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = Non
     if kind is None:
         raise DataError(f"unknown dataset file type '{path.suffix}'", where=str(path),
                         fix=f"use one of {', '.join(LOCAL_SUFFIXES)}")
+    with open(path, "rb") as fh:
+        blank = not fh.read(65536).strip()
+    if blank:
+        raise DataError("the dataset is empty (0 rows)", where=str(path),
+                        fix="add rows, or point `dataset` at another file")
     try:
         rows = _read_local(path, kind)
     except DataError:
@@ -178,11 +183,17 @@ def _require_columns(rows: list[dict], needed: list[str], source: str, fmt: str)
 
 
 def _text(value: Any) -> str:
+    """Cell text with line endings unified (CRLF exports) and outer whitespace stripped.
+
+    Single-line text also has runs of spaces collapsed; multi-line text (code, lists) keeps
+    its inner layout.
+    """
     if value is None:
         return ""
     if isinstance(value, float) and value != value:  # NaN from pandas
         return ""
-    return " ".join(str(value).split()) if "\n" not in str(value) else str(value).strip()
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
+    return text if "\n" in text else " ".join(text.split())
 
 
 def normalise(rows: list[dict], recipe: Recipe, source: str) -> tuple[list[Example], dict[str, int]]:

@@ -237,9 +237,13 @@ def coerce(name: str, value: Any, where: str) -> Any:
         raise RecipeError(f"unknown field '{name}'", where=where, fix=_nearest(name))
     tp = field_type(name)
     meta = FIELDS[name].metadata
+    given = value
 
     def bad(reason: str) -> RecipeError:
-        return RecipeError(f"field '{name}' = {value!r}: {reason}", where=where, fix=meta["help"])
+        default = FIELDS[name].default
+        example = f" (default: {default!r})" if default is not dataclasses.MISSING else ""
+        return RecipeError(f"field '{name}' = {given!r}: {reason}", where=where,
+                           fix=f"{meta['help']}{example}")
 
     origin = typing.get_origin(tp)
     if origin is list:
@@ -343,9 +347,13 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
 
 
 def recipe_from_mapping(
-    data: dict[str, Any], *, source: str, overrides: list[str] | None = None
+    data: dict[str, Any], *, source: str, overrides: list[str] | None = None,
+    lines: dict[str, int] | None = None,
 ) -> Recipe:
-    """Validate a mapping (from YAML) plus ``--set`` overrides into a Recipe."""
+    """Validate a mapping (from YAML) plus ``--set`` overrides into a Recipe.
+
+    ``lines`` maps each key to its line in ``source`` so errors can point at it.
+    """
     if not isinstance(data, dict):
         raise RecipeError(
             "a recipe must be a mapping of field: value", where=source,
@@ -353,7 +361,9 @@ def recipe_from_mapping(
         )
     values: dict[str, Any] = {}
     for key, value in data.items():
-        values[str(key)] = coerce(str(key), value, where=f"{source}")
+        line = (lines or {}).get(str(key))
+        values[str(key)] = coerce(str(key), value,
+                                  where=f"{source}:{line}" if line else source)
     for text in overrides or []:
         key, value = parse_override(text)
         values[key] = coerce(key, value, where=f"--set {text}")
@@ -362,7 +372,18 @@ def recipe_from_mapping(
     return recipe
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def _key_lines(text: str) -> dict[str, int]:
+    """1-based line of each top-level key, for error messages."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -378,12 +399,13 @@ def read_yaml(path: Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise RecipeError(f"malformed YAML: {problem}", where=place,
                           fix="fix the syntax at that line (indentation, a missing ':' or quote)") from None
-    return data if data is not None else {}
+    return (data if data is not None else {}), _key_lines(text)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
-    return recipe_from_mapping(read_yaml(path), source=str(path), overrides=overrides)
+    data, lines = read_yaml(path)
+    return recipe_from_mapping(data, source=str(path), overrides=overrides, lines=lines)
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -102,9 +102,26 @@ def describe_device(device: str) -> str:
 
 
 def data_source(recipe: Recipe) -> str:
-    if recipe.tiny:
-        return recipe.sample_dataset or recipe.dataset
+    """Tiny mode swaps a hub dataset for the recipe's sample; a local file is always used."""
+    from recipes.data import resolve_path
+
+    if recipe.tiny and recipe.sample_dataset and resolve_path(recipe.dataset, base_dirs=[PROJECT_ROOT]) is None:
+        return recipe.sample_dataset
     return recipe.dataset
+
+
+def check_sources(recipe: Recipe) -> None:
+    """Fail now, with advice, if the model or dataset needs a hub that cannot be reached."""
+    from recipes.data import resolve_path
+    from recipes.hub import ensure_available
+
+    if not recipe.tiny and resolve_path(recipe.model) is None:
+        ensure_available(recipe.model, kind="model", field="model",
+                         local_hint="/path/to/model_folder")
+    source = data_source(recipe)
+    if resolve_path(source, base_dirs=[PROJECT_ROOT]) is None:
+        ensure_available(source, kind="dataset", field="dataset",
+                         local_hint="/path/to/data.jsonl")
 
 
 def _quiet_libraries() -> None:
@@ -112,6 +129,8 @@ def _quiet_libraries() -> None:
     import warnings
 
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    # bitsandbytes suggests a hub-downloaded CPU kernel; the built-in one works offline.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -120,6 +139,7 @@ def _quiet_libraries() -> None:
         import transformers
 
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
         datasets.disable_progress_bars()
     except ImportError:
         pass
@@ -242,6 +262,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
                               fix="start it again with `slothlab --recipe <file>`; checkpoints "
                                   f"appear every save_steps={recipe.save_steps} steps or on Ctrl-C")
 
+    check_sources(recipe)
     from recipes.backends import select_backend
 
     choice = select_backend(options.backend)  # imports unsloth first when it is chosen

@@ -6,7 +6,8 @@ a terminal and what the TUI shows come from the same stream.
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from recipes import events as ev
 
@@ -23,7 +25,8 @@ from recipes import events as ev
 def _fmt_memory(mem: ev.Memory | None) -> str:
     if mem is None:
         return ""
-    return f"{mem.label} {mem.now_mb / 1024:.2f}/{mem.total_mb / 1024:.0f} GiB (peak {mem.peak_mb / 1024:.2f})"
+    label = "VRAM" if mem.kind == "vram" else "RAM"
+    return f"{label} {mem.now_mb / 1024:.2f}G (peak {mem.peak_mb / 1024:.2f}/{mem.total_mb / 1024:.0f}G)"
 
 
 class RichRenderer:
@@ -31,14 +34,16 @@ class RichRenderer:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
+        # Two lines, so an 80-column terminal shows everything: the bar, then the figures.
         self.progress = Progress(
-            TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("eta"), TimeRemainingColumn(), TextColumn("·"), TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=self.console, transient=False,
+            TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), TextColumn("elapsed"), TimeElapsedColumn(),
+            console=self.console, expand=True,
         )
+        self.status = Text("")
+        self.live = Live(Group(self.progress, self.status), console=self.console,
+                         refresh_per_second=4, transient=False)
         self.task: int | None = None
-        self.last_loss: float | None = None
 
     def __call__(self, event: ev.Event) -> None:
         handler = getattr(self, f"on_{event.type}", None)
@@ -46,7 +51,8 @@ class RichRenderer:
             handler(event)
 
     def _print(self, *args: object) -> None:
-        self.console.print(*args)
+        # While the live display runs, print above it so the bar stays at the bottom.
+        (self.live.console if self.live.is_started else self.console).print(*args)
 
     def on_run_started(self, e: ev.RunStarted) -> None:
         verb = f"resuming from step {e.resumed_from_step}" if e.resumed_from_step else "starting"
@@ -65,17 +71,19 @@ class RichRenderer:
         for note in e.notes:
             table.add_row("note", note)
         self._print(table)
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=e.total_steps, status="")
+        self._start(e.total_steps)
+
+    def _start(self, total: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=total)
+            self.live.start()
 
     def on_step(self, e: ev.Step) -> None:
-        if self.task is None:
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=e.total_steps, status="")
-        self.last_loss = e.loss
-        status = (f"loss {e.loss:.4f} · lr {e.learning_rate:.2e} · {e.tokens_per_second:,.0f} tok/s"
-                  f" · {_fmt_memory(e.memory)}")
-        self.progress.update(self.task, completed=e.step, total=e.total_steps, status=status)
+        self._start(e.total_steps)
+        grad = f" · grad {e.grad_norm:.2f}" if e.grad_norm is not None else ""
+        self.status.plain = (f"loss {e.loss:.4f} · lr {e.learning_rate:.1e}{grad} · "
+                             f"{e.tokens_per_second:,.0f} tok/s · {_fmt_memory(e.memory)}")
+        self.progress.update(self.task, completed=e.step, total=e.total_steps)
 
     def on_eval(self, e: ev.Eval) -> None:
         if e.loss is not None:
@@ -91,7 +99,9 @@ class RichRenderer:
         self._print(f"  {e.stage}: {values}")
 
     def _stop_progress(self) -> None:
-        self.progress.stop()
+        if self.live.is_started:
+            self.live.stop()
+            self.console.line()
 
     def on_finished(self, e: ev.Finished) -> None:
         self._stop_progress()

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from recipes.errors import SlothlabError
 from recipes.schema import Recipe
 
 
@@ -35,6 +36,24 @@ def lora_config(recipe: Recipe) -> Any:
                       task_type="CAUSAL_LM")
 
 
+def load_tokenizer(model_path: str | Path, recipe: Recipe) -> Any:
+    """The model's tokenizer; a corrupt or missing one is a clear error, not a traceback."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_path),
+                                             trust_remote_code=recipe.trust_remote_code)
+    except OSError:
+        raise  # not found / no network: load_model() words it
+    except Exception as exc:
+        raise SlothlabError(
+            f"the tokenizer at '{model_path}' is broken ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]})",
+            where="model",
+            fix="re-download the model folder (tokenizer.json may be corrupted or hand-edited)",
+        ) from None
+
+
 def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]:
     import torch
     from peft import get_peft_model, prepare_model_for_kbit_training
@@ -46,8 +65,7 @@ def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                    bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
     device_map = {"": int(os.environ.get("LOCAL_RANK", 0))} if device == "cuda" else None
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path),
-                                              trust_remote_code=recipe.trust_remote_code)
+    tokenizer = load_tokenizer(model_path, recipe)
     model = AutoModelForCausalLM.from_pretrained(
         str(model_path), quantization_config=quant, dtype=dtype, device_map=device_map,
         trust_remote_code=recipe.trust_remote_code,

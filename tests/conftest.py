@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny tokenizers built offline, the realdata folder, a runs folder per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = ROOT.parent / "shared" / "realdata"
+
+# Tests never reach a hub: fail fast instead of retrying the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    skip_real = pytest.mark.skip(reason=f"{REALDATA} is absent")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+        if "realdata" in item.keywords and not REALDATA.is_dir():
+            item.add_marker(skip_real)
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("slothlab-cache")
+
+
+def _tiny_tokenizer(model: str, cache: Path):
+    from transformers import AutoTokenizer
+
+    from recipes.data import Renderer, load_examples
+    from recipes.models import CHAT_TEMPLATES
+    from recipes.schema import Recipe
+    from recipes.tiny import build_tiny_model, tiny_info
+
+    recipe = Recipe(model=model, tiny=True, dataset=str(ROOT / "data/demo_qa.jsonl"),
+                    dataset_format="sharegpt", max_seq_length=128)
+    examples, _, _ = load_examples(recipe, recipe.dataset)
+    info = tiny_info(recipe)
+    stand_in = type("T", (), {"eos_token": info.eos_token, "bos_token": info.bos_token,
+                              "pad_token": info.pad_token, "unk_token": info.unk_token,
+                              "chat_template": CHAT_TEMPLATES[info.chat_format]})()
+    texts = [Renderer(stand_in, recipe).render(e)[0] for e in examples]
+    folder = build_tiny_model(recipe, texts, cache)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_tokenizer(tiny_cache: Path):
+    """The demo's miniature TinyLlama tokenizer (zephyr template, <s> </s>)."""
+    return _tiny_tokenizer("TinyLlama/TinyLlama-1.1B-Chat-v1.0", tiny_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama3_tokenizer(tiny_cache: Path):
+    """A miniature Llama-3.2 tokenizer (llama-3.1 template, <|eot_id|> special tokens)."""
+    return _tiny_tokenizer("meta-llama/Llama-3.2-3B-Instruct", tiny_cache)
+
+
+@pytest.fixture()
+def runs_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path

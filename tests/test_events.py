@@ -1,0 +1,81 @@
+"""The event schema round-trips through JSON, and readers survive a torn last line."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from recipes import events as ev
+
+SAMPLES: list[ev.Event] = [
+    ev.RunStarted(run_dir="runs/x", recipe="demo", backend="reference",
+                  backend_reason="no CUDA device", device="CPU", tiny=True, resumed_from_step=4,
+                  pid=12),
+    ev.Preflight(splits={"train": 8, "val": 1, "test": 1}, tokens_min=3, tokens_median=5.5,
+                 tokens_max=9, trained_token_share=0.25, truncated=1, no_trained_tokens=0,
+                 max_seq_length=16, total_steps=10, notes=["skipped 1 row"]),
+    ev.Step(step=3, total_steps=10, epoch=0.3, loss=2.5, learning_rate=1e-4, grad_norm=None,
+            tokens_per_second=99.5, memory=ev.Memory("rss", 100.0, 120.0, 24000.0)),
+    ev.Eval(step=3, loss=2.0, perplexity=7.39,
+            samples=[ev.Sample(prompt="p", reference="r", output="o — ü 漢字")]),
+    ev.Checkpoint(step=3, path="runs/x/checkpoints/checkpoint-3"),
+    ev.Metrics(stage="finetuned", values={"rouge1": 0.5}),
+    ev.Finished(step=10, final_loss=1.0, adapter_dir="runs/x/adapter", seconds=3.2),
+    ev.Stopped(step=5, checkpoint=None, resume_command="slothlab --resume runs/x"),
+    ev.Failed(error="boom", advice="do this", step=None),
+]
+
+
+def test_every_event_type_has_a_sample() -> None:
+    assert {e.type for e in SAMPLES} == set(ev.EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
+def test_round_trip(event: ev.Event) -> None:
+    line = event.to_json()
+    assert "\n" not in line
+    back = ev.parse_event(line)
+    assert back == event
+    assert json.loads(line)["type"] == event.type
+
+
+def test_unknown_fields_are_ignored() -> None:
+    data = SAMPLES[4].to_dict() | {"added_in_a_later_version": 1}
+    assert ev.event_from_dict(data) == SAMPLES[4]
+
+
+def test_writer_appends_echoes_and_notifies(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    echo = io.StringIO()
+    seen: list[ev.Event] = []
+    writer = ev.EventWriter(path, echo=echo)
+    writer.subscribe(seen.append)
+    for event in SAMPLES:
+        writer.emit(event)
+    writer.close()
+    assert ev.read_events(path) == SAMPLES
+    assert echo.getvalue() == path.read_text(encoding="utf-8")
+    assert seen == SAMPLES
+
+
+def test_read_events_skips_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(SAMPLES[0].to_json() + "\n" + SAMPLES[2].to_json()[:20], encoding="utf-8")
+    assert ev.read_events(path) == [SAMPLES[0]]
+
+
+def test_memory_label_says_what_is_measured() -> None:
+    assert ev.Memory("vram", 1, 1, 1).label == "VRAM"
+    assert ev.Memory("rss", 1, 1, 1).label == "RAM (RSS)"
+
+
+def test_events_module_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, recipes.events, recipes.schema; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
