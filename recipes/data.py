@@ -386,38 +386,42 @@ class Renderer:
 
 # ----------------------------------------------------------------------------- tokenizing
 
-def adds_bos(tokenizer: Any) -> bool:
+def adds_only_bos(tokenizer: Any) -> bool:
+    """True if the tokenizer's own special tokens are exactly one leading BOS (Llama style)."""
     if tokenizer.bos_token_id is None:
         return False
-    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return bool(ids) and ids[0] == tokenizer.bos_token_id
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return special == [tokenizer.bos_token_id, *plain]
 
 
 def tokenize(examples: list[Example], renderer: Renderer, max_len: int,
              batch: int = 1000) -> list[Tokenized]:
-    """Render, tokenize (batched, Rust-parallel) and label; responses are the only targets."""
+    """Render, tokenize (batched, Rust-parallel) and label; responses are the only targets.
+
+    A text the template already starts with BOS is encoded as is; otherwise a tokenizer that
+    prepends BOS itself (Llama, TinyLlama) encodes it with its special tokens, exactly as the
+    model saw text in pretraining.
+    """
     tok = renderer.tokenizer
-    bos = tok.bos_token if adds_bos(tok) else ""
+    bos = tok.bos_token or ""
+    own_bos = adds_only_bos(tok)
     out: list[Tokenized] = []
     for lo in range(0, len(examples), batch):
         chunk = examples[lo:lo + batch]
-        texts, all_spans = [], []
-        for ex in chunk:
-            text, spans = renderer.render(ex)
-            if bos and not text.startswith(bos):
-                shift = len(bos)
-                text = bos + text
-                spans = [(s + shift, e + shift) for s, e in spans]
-            texts.append(text)
-            all_spans.append(spans)
-        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-        for ex, ids, offsets, spans in zip(chunk, enc["input_ids"], enc["offset_mapping"],
-                                           all_spans, strict=True):
+        rendered = [renderer.render(ex) for ex in chunk]
+        texts = [text for text, _ in rendered]
+        # Never a second BOS: if the template wrote one anywhere in the batch, add none.
+        special = own_bos and not any(text.startswith(bos) for text in texts)
+        enc = tok(texts, add_special_tokens=special, return_offsets_mapping=True)
+        for ex, ids, offsets, (_, spans) in zip(chunk, enc["input_ids"], enc["offset_mapping"],
+                                                rendered, strict=True):
             offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
             trained = np.zeros(len(ids), dtype=bool)
             for s, e in spans:
-                # A token is trained when its characters overlap a response span.
-                trained |= (offs[:, 1] > s) & (offs[:, 0] < e)
+                # A token is trained when its characters overlap a response span; special
+                # tokens the tokenizer added have empty (0, 0) offsets and never are.
+                trained |= (offs[:, 1] > s) & (offs[:, 0] < e) & (offs[:, 1] > offs[:, 0])
             ids_arr = np.asarray(ids, dtype=np.int64)
             labels = np.where(trained, ids_arr, IGNORE_INDEX)
             truncated = len(ids) > max_len

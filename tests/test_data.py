@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from recipes.data import (IGNORE_INDEX, Example, Renderer, load_examples, load_rows, normalise,
-                          preflight_stats, split, tokenize)
+from recipes.data import (
+    IGNORE_INDEX,
+    Example,
+    Renderer,
+    load_examples,
+    load_rows,
+    normalise,
+    preflight_stats,
+    split,
+    tokenize,
+)
 from recipes.errors import DataError
 from recipes.schema import Recipe
 

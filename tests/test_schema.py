@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from recipes.errors import RecipeError
-from recipes.schema import FIELDS, Recipe, describe_fields, dump_recipe, load_recipe, recipe_from_mapping
+from recipes.schema import (
+    FIELDS,
+    Recipe,
+    describe_fields,
+    dump_recipe,
+    load_recipe,
+    recipe_from_mapping,
+)
 
 
 def build(data: dict, overrides: list[str] | None = None) -> Recipe:

@@ -57,7 +57,7 @@ def load_tokenizer(model_path: str | Path, recipe: Recipe) -> Any:
 def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]:
     import torch
     from peft import get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = resolve_dtype(recipe.compute_dtype, device)
     quant = None

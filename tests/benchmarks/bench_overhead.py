@@ -1,6 +1,6 @@
 """Orchestration overhead: the demo recipe's training phase through slothlab vs a bare TRL script.
 
-    .venv/bin/python tests/benchmarks/bench_overhead.py                  # 3 reps each, 60 steps
+    .venv/bin/python tests/benchmarks/bench_overhead.py                  # 3 reps each, 150 steps
     .venv/bin/python tests/benchmarks/bench_overhead.py --reps 5 --steps 100
 
 Both sides train the same miniature model (the demo's tiny TinyLlama, 4-bit NF4 + LoRA, built
@@ -30,6 +30,7 @@ under a temporary directory that is removed at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -111,6 +112,12 @@ def bare_run(recipe: Recipe, folder: Path, data, out_dir: Path) -> Timing:
         weight_decay=recipe.weight_decay,
         optim=recipe.optimizer,
         max_grad_norm=recipe.max_grad_norm,
+        # SFTConfig's own defaults differ from TrainingArguments': gradient_checkpointing=True and
+        # bf16=True (autocast, even on a CPU). slothlab passes both explicitly (the backend owns
+        # checkpointing; fp32 on a CPU), so an equivalent script must too, or it measures those.
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        bf16=False,
+        fp16=False,
         logging_steps=recipe.logging_steps,
         eval_strategy="no",
         save_strategy="no",
@@ -153,7 +160,7 @@ def slothlab_run(recipe: Recipe, runs_root: Path, cache: Path) -> Timing:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="runs per side (default 3)")
-    parser.add_argument("--steps", type=int, default=60, help="training steps per run")
+    parser.add_argument("--steps", type=int, default=150, help="training steps per run")
     parser.add_argument("--logging-steps", type=int, default=5)
     args = parser.parse_args()
 
@@ -161,6 +168,8 @@ def main() -> int:
 
     _quiet_libraries()
     started = time.perf_counter()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+          "(other processes on the machine skew the figures)", flush=True)
     recipe = demo_recipe(args.steps, args.logging_steps)
     results: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="slothlab-bench-") as tmp:
@@ -196,7 +205,8 @@ def main() -> int:
     verdict = "OK" if ratio_med >= 0.95 else "BELOW TARGET"
     print(f"ratio slothlab/bare: median {ratio_med:.3f}, best {ratio_best:.3f} "
           f"(target >= 0.95: {verdict})")
-    print(f"total wall time {time.perf_counter() - started:.0f} s")
+    print(f"total wall time {time.perf_counter() - started:.0f} s, "
+          f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
 
 
