@@ -45,16 +45,49 @@ from recipes.train import PROJECT_ROOT
 
 
 @dataclass
+class Mark:
+    """One logged step: when, and how busy the machine was (to spot other processes)."""
+
+    step: int
+    wall: float
+    busy_jiffies: int  # every CPU's non-idle time so far, from /proc/stat
+    own_seconds: float  # this process's user + system CPU time so far
+
+    @classmethod
+    def now(cls, step: int) -> Mark:
+        try:
+            with open("/proc/stat") as fh:
+                fields = [int(x) for x in fh.readline().split()[1:]]
+            busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+        except OSError:  # not Linux: no contention figure
+            busy = 0
+        times = os.times()
+        return cls(step, time.perf_counter(), busy, times.user + times.system)
+
+
+@dataclass
 class Timing:
     side: str
-    first_step: int
-    last_step: int
-    seconds: float
+    first: Mark
+    last: Mark
     final_loss: float | None
 
     @property
+    def seconds(self) -> float:
+        return self.last.wall - self.first.wall
+
+    @property
     def steps_per_second(self) -> float:
-        return (self.last_step - self.first_step) / self.seconds
+        return (self.last.step - self.first.step) / self.seconds
+
+    @property
+    def foreign_cpu(self) -> float:
+        """Share of the machine's CPU time other processes used during the timed window."""
+        if not self.last.busy_jiffies:
+            return 0.0
+        busy = (self.last.busy_jiffies - self.first.busy_jiffies) / os.sysconf("SC_CLK_TCK")
+        own = self.last.own_seconds - self.first.own_seconds
+        return max(0.0, busy - own) / (self.seconds * (os.cpu_count() or 1))
 
 
 def demo_recipe(steps: int, logging_steps: int) -> Recipe:
@@ -94,12 +127,12 @@ def bare_run(recipe: Recipe, folder: Path, data, out_dir: Path) -> Timing:
     model, tokenizer = load_model(reference, folder, recipe, "cpu")
     train = Dataset.from_dict({"input_ids": [t.input_ids for t in data.train],
                                "labels": [t.labels for t in data.train]})
-    marks: list[tuple[int, float]] = []
+    marks: list[Mark] = []
 
     class LogTimer(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                marks.append((state.global_step, time.perf_counter()))
+                marks.append(Mark.now(state.global_step))
 
     args = SFTConfig(
         output_dir=str(out_dir),
@@ -135,26 +168,24 @@ def bare_run(recipe: Recipe, folder: Path, data, out_dir: Path) -> Timing:
     trainer.remove_callback(PrinterCallback)  # keep stdout for the table (slothlab removes it too)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    (s0, t0), (s1, t1) = marks[0], marks[-1]
-    return Timing("bare", s0, s1, t1 - t0, losses[-1] if losses else None)
+    return Timing("bare", marks[0], marks[-1], losses[-1] if losses else None)
 
 
 def slothlab_run(recipe: Recipe, runs_root: Path, cache: Path) -> Timing:
     from recipes.train import RunOptions, run
 
-    marks: list[tuple[int, float]] = []
+    marks: list[Mark] = []
     final: list[float | None] = [None]
 
     def listen(event: ev.Event) -> None:
         if isinstance(event, ev.Step):
-            marks.append((event.step, time.perf_counter()))
+            marks.append(Mark.now(event.step))
         elif isinstance(event, ev.Finished):
             final[0] = event.final_loss
 
     run(recipe, RunOptions(backend="reference", runs_root=runs_root, cache_dir=cache,
                            listeners=[listen]))
-    (s0, t0), (s1, t1) = marks[0], marks[-1]
-    return Timing("slothlab", s0, s1, t1 - t0, final[0])
+    return Timing("slothlab", marks[0], marks[-1], final[0])
 
 
 def main() -> int:
@@ -162,50 +193,65 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3, help="runs per side (default 3)")
     parser.add_argument("--steps", type=int, default=150, help="training steps per run")
     parser.add_argument("--logging-steps", type=int, default=5)
+    parser.add_argument("--max-foreign", type=float, default=0.10,
+                        help="runs during which other processes used more than this share of the "
+                             "CPUs are flagged as disturbed and left out of the verdict")
     args = parser.parse_args()
 
     from recipes.train import _quiet_libraries
 
     _quiet_libraries()
     started = time.perf_counter()
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
-          "(other processes on the machine skew the figures)", flush=True)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     recipe = demo_recipe(args.steps, args.logging_steps)
-    results: list[Timing] = []
+    pairs: list[dict[str, Timing]] = []
     with tempfile.TemporaryDirectory(prefix="slothlab-bench-") as tmp:
         root = Path(tmp)
         cache, runs_root = root / "cache", root / "runs"
         folder, data = prepare_inputs(recipe, cache, root / "inputs")
         print(f"demo recipe: {len(data.train)} train examples, batch {recipe.batch_size}, "
               f"{recipe.max_steps} steps, logging every {recipe.logging_steps}, "
-              f"optim {recipe.optimizer}", flush=True)
+              f"optim {recipe.optimizer}, timed from step {recipe.logging_steps} to "
+              f"{recipe.max_steps}", flush=True)
         for rep in range(args.reps):
             order = ("bare", "slothlab") if rep % 2 == 0 else ("slothlab", "bare")
+            pair: dict[str, Timing] = {}
             for side in order:
                 if side == "bare":
                     timing = bare_run(recipe, folder, data, root / f"bare-{rep}")
                 else:
                     timing = slothlab_run(recipe, runs_root, cache)
-                results.append(timing)
-                print(f"  rep {rep + 1} {side:8s}: steps {timing.first_step}->{timing.last_step} "
-                      f"in {timing.seconds:6.2f} s = {timing.steps_per_second:6.2f} steps/s, "
-                      f"final loss {timing.final_loss:.4f}", flush=True)
+                pair[side] = timing
+                flag = "  DISTURBED" if timing.foreign_cpu > args.max_foreign else ""
+                print(f"  rep {rep + 1} {side:8s}: {timing.seconds:6.2f} s = "
+                      f"{timing.steps_per_second:6.2f} steps/s, final loss "
+                      f"{timing.final_loss:.4f}, other processes {timing.foreign_cpu:4.0%} of "
+                      f"CPU{flag}", flush=True)
+            pairs.append(pair)
 
-    rates = {side: [t.steps_per_second for t in results if t.side == side]
-             for side in ("bare", "slothlab")}
+    def clean(pair: dict[str, Timing]) -> bool:
+        return all(t.foreign_cpu <= args.max_foreign for t in pair.values())
+
+    used = [p for p in pairs if clean(p)]
+    note = f"{len(used)} of {len(pairs)} pairs undisturbed"
+    if not used:
+        used, note = pairs, "every pair was disturbed by other processes: figures are unreliable"
+    rates = {side: [p[side].steps_per_second for p in used] for side in ("bare", "slothlab")}
+    ratios = [p["slothlab"].steps_per_second / p["bare"].steps_per_second for p in used]
     med = {side: statistics.median(r) for side, r in rates.items()}
     best = {side: max(r) for side, r in rates.items()}
     print()
-    print(f"{'side':10s} {'median steps/s':>15s} {'best steps/s':>13s}  per run")
+    print(f"results ({note}):")
+    print(f"  {'side':10s} {'median steps/s':>15s} {'best steps/s':>13s}  per run")
     for side in ("bare", "slothlab"):
         runs = " ".join(f"{r:.2f}" for r in rates[side])
-        print(f"{side:10s} {med[side]:15.2f} {best[side]:13.2f}  {runs}")
-    ratio_med = med["slothlab"] / med["bare"]
-    ratio_best = best["slothlab"] / best["bare"]
-    verdict = "OK" if ratio_med >= 0.95 else "BELOW TARGET"
-    print(f"ratio slothlab/bare: median {ratio_med:.3f}, best {ratio_best:.3f} "
-          f"(target >= 0.95: {verdict})")
-    print(f"total wall time {time.perf_counter() - started:.0f} s, "
+        print(f"  {side:10s} {med[side]:15.2f} {best[side]:13.2f}  {runs}")
+    ratio = statistics.median(ratios)
+    verdict = "OK" if ratio >= 0.95 else "BELOW TARGET"
+    print(f"  ratio slothlab/bare: median of pairs {ratio:.3f} "
+          f"({' '.join(f'{r:.3f}' for r in ratios)}), best/best {best['slothlab'] / best['bare']:.3f}"
+          f"  -> target >= 0.95: {verdict}")
+    print(f"  total wall time {time.perf_counter() - started:.0f} s, "
           f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -1,0 +1,152 @@
+"""End to end on a CPU: the demo trains, stops on SIGINT, resumes, and is reproducible."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recipes import events as ev
+from recipes.registry import bundled
+from recipes.rundir import checkpoints
+from recipes.schema import load_recipe
+from recipes.train import RunOptions, run
+
+pytestmark = pytest.mark.slow
+SLOTHLAB = [sys.executable, "-m", "tui.cli"]
+
+
+def env_with_cache(cache: Path) -> dict[str, str]:
+    return {**os.environ, "SLOTHLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, subprocess.CompletedProcess]:
+    """The README's demo command, run once for the module: (run dir, seconds, process)."""
+    root = tmp_path_factory.mktemp("demo")
+    cache = tmp_path_factory.mktemp("cache")
+    start = time.perf_counter()
+    proc = subprocess.run([*SLOTHLAB, "--recipe", "demo", "--runs-dir", str(root / "runs")],
+                          capture_output=True, text=True, env=env_with_cache(cache), timeout=300)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = list((root / "runs").iterdir())
+    return run_dir, seconds, proc
+
+
+def steps(run_dir: Path) -> list[ev.Step]:
+    return [e for e in ev.read_events(run_dir / "events.jsonl") if isinstance(e, ev.Step)]
+
+
+def test_demo_finishes_under_two_minutes(demo_run) -> None:
+    _, seconds, proc = demo_run
+    assert seconds < 120, f"demo took {seconds:.0f} s"
+    assert "finished" in proc.stdout and "adapter" in proc.stdout
+
+
+def test_demo_run_directory(demo_run) -> None:
+    run_dir, _, _ = demo_run
+    assert load_recipe(run_dir / "recipe.yaml") == load_recipe(bundled()["demo"])
+    assert checkpoints(run_dir), "no checkpoint saved"
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert (run_dir / "adapter" / "adapter_config.json").is_file()
+    kinds = [e.type for e in ev.read_events(run_dir / "events.jsonl")]
+    assert kinds[0] == "run_started" and kinds[1] == "preflight" and kinds[-1] == "finished"
+    assert {"step", "eval", "checkpoint"} <= set(kinds)
+
+
+def test_demo_loss_falls_clearly(demo_run) -> None:
+    losses = [s.loss for s in steps(demo_run[0])]
+    assert losses[-1] < 0.3 * losses[0], f"loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+def test_demo_memory_is_labelled_rss_on_cpu(demo_run) -> None:
+    memory = steps(demo_run[0])[-1].memory
+    assert memory is not None and memory.kind == "rss" and 0 < memory.now_mb <= memory.total_mb
+
+
+def test_adapter_loads_onto_the_base_with_peft_and_generates(demo_run) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run_dir = demo_run[0]
+    base = AutoModelForCausalLM.from_pretrained(run_dir / "base")
+    model = PeftModel.from_pretrained(base, run_dir / "adapter")
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "adapter")
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 plus 3?"}],
+                                           tokenize=False, add_generation_prompt=True)
+    inputs = tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    answer = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert answer.strip(), "the adapted model generated nothing"
+    lora_weights = [n for n, _ in model.named_parameters() if "lora_" in n]
+    assert lora_weights, "no LoRA weights were loaded"
+
+
+def test_json_stream_is_only_events(tmp_path: Path, tiny_cache: Path) -> None:
+    proc = subprocess.run(
+        [*SLOTHLAB, "--recipe", "demo", "--json", "--set", "max_steps=4", "--set", "eval_steps=0",
+         "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, env=env_with_cache(tiny_cache), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    parsed = [ev.parse_event(line) for line in proc.stdout.splitlines()]
+    assert parsed[0].type == "run_started" and parsed[-1].type == "finished"
+
+
+def train(recipe_overrides: list[str], runs: Path, cache: Path, **options) -> Path:
+    recipe = load_recipe(bundled()["demo"], overrides=["logging_steps=1", "eval_steps=0",
+                                                       *recipe_overrides])
+    return run(recipe, RunOptions(runs_root=runs, cache_dir=cache, **options))
+
+
+def test_same_recipe_and_seed_give_the_same_losses(runs_dir: Path, tiny_cache: Path) -> None:
+    a = train(["max_steps=6"], runs_dir, tiny_cache)
+    b = train(["max_steps=6"], runs_dir, tiny_cache)
+    assert [s.loss for s in steps(a)] == [s.loss for s in steps(b)]
+
+
+def test_resume_continues_like_an_uninterrupted_run(runs_dir: Path, tiny_cache: Path) -> None:
+    overrides = ["max_steps=12", "save_steps=100"]
+    straight = train(overrides, runs_dir, tiny_cache)
+    stopped = train(overrides, runs_dir, tiny_cache, stop_at_step=6)
+    events = ev.read_events(stopped / "events.jsonl")
+    assert events[-1].type == "stopped" and events[-1].step == 6
+    assert [c.name for c in checkpoints(stopped)] == ["checkpoint-6"], "stop saves a checkpoint"
+    recipe = load_recipe(stopped / "recipe.yaml")
+    run(recipe, RunOptions(runs_root=runs_dir, cache_dir=tiny_cache, resume_dir=stopped))
+    resumed = {s.step: s.loss for s in steps(stopped)}
+    expected = {s.step: s.loss for s in steps(straight)}
+    assert sorted(resumed) == list(range(1, 13))
+    for step in range(7, 13):
+        assert resumed[step] == pytest.approx(expected[step], rel=1e-3), f"step {step}"
+    assert ev.read_events(stopped / "events.jsonl")[-1].type == "finished"
+
+
+def test_sigint_stops_with_a_checkpoint_and_exit_130(tmp_path: Path, tiny_cache: Path) -> None:
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [*SLOTHLAB, "--recipe", "demo", "--json", "--set", "max_steps=2000",
+         "--set", "save_steps=1000", "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_with_cache(tiny_cache))
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["type"] == "step":
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stdout.read()
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    last = ev.parse_event(rest.strip().splitlines()[-1])
+    assert code == 130, proc.stderr.read()[-2000:]
+    assert last.type == "stopped" and last.checkpoint, last
+    assert Path(last.checkpoint).is_dir()
+    assert last.resume_command.startswith("slothlab --resume ")
