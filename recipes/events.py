@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,7 +204,3 @@ class EventWriter:
 
     def close(self) -> None:
         self._fh.close()
-
-
-def stdout_writer() -> TextIO:
-    return sys.stdout

@@ -35,7 +35,16 @@ CHATML = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-CHAT_TEMPLATES: dict[str, str] = {"zephyr": ZEPHYR, "llama-3.1": LLAMA3, "chatml": CHATML}
+GEMMA = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+CHAT_TEMPLATES: dict[str, str] = {"zephyr": ZEPHYR, "llama-3.1": LLAMA3, "chatml": CHATML,
+                                  "gemma": GEMMA}
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class ModelInfo:
     num_kv_heads: int
     vocab_size: int
     tied_embeddings: bool
-    chat_format: str  # key of CHAT_TEMPLATES
+    chat_format: str  # key of CHAT_TEMPLATES, or "" for models without a chat template
     bos_token: str
     eos_token: str  # the end-of-turn token generation stops at
     pad_token: str
@@ -59,6 +68,15 @@ class ModelInfo:
     linear_modules: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     )
+    head_dim: int | None = None  # None = hidden_size // num_heads
+    # LFM2: how many of num_layers are short-convolution blocks (the rest are attention).
+    num_conv_layers: int = 0
+    params: int = 0  # published parameter count, for sanity checks
+    verified: bool = True  # False where the numbers come from secondary sources
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_heads
 
 
 KNOWN_MODELS: dict[str, ModelInfo] = {
@@ -66,7 +84,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         model_type="llama", architecture="LlamaForCausalLM", hidden_size=2048,
         intermediate_size=5632, num_layers=22, num_heads=32, num_kv_heads=4, vocab_size=32000,
         tied_embeddings=False, chat_format="zephyr", bos_token="<s>", eos_token="</s>",
-        pad_token="</s>", unk_token="<unk>",
+        pad_token="</s>", unk_token="<unk>", params=1_100_048_384,
     ),
     "meta-llama/Llama-3.2-3B-Instruct": ModelInfo(
         model_type="llama", architecture="LlamaForCausalLM", hidden_size=3072,
@@ -74,6 +92,29 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         tied_embeddings=True, chat_format="llama-3.1", bos_token="<|begin_of_text|>",
         eos_token="<|eot_id|>", pad_token="<|finetune_right_pad_id|>",
         extra_special_tokens=("<|start_header_id|>", "<|end_header_id|>", "<|end_of_text|>"),
+        params=3_212_749_824,
+    ),
+    "LiquidAI/LFM2-1.2B": ModelInfo(
+        model_type="lfm2", architecture="Lfm2ForCausalLM", hidden_size=2048,
+        intermediate_size=8192, num_layers=16, num_heads=32, num_kv_heads=8, vocab_size=65536,
+        tied_embeddings=True, chat_format="chatml", bos_token="<|startoftext|>",
+        eos_token="<|im_end|>", pad_token="<|pad|>",
+        extra_special_tokens=("<|endoftext|>", "<|im_start|>"),
+        linear_modules=("q_proj", "k_proj", "v_proj", "out_proj", "in_proj", "w1", "w2", "w3"),
+        num_conv_layers=10, params=1_170_340_608,
+    ),
+    "google/gemma-3-270m": ModelInfo(
+        model_type="gemma3_text", architecture="Gemma3ForCausalLM", hidden_size=640,
+        intermediate_size=2048, num_layers=18, num_heads=4, num_kv_heads=1, vocab_size=262144,
+        tied_embeddings=True, chat_format="gemma", bos_token="<bos>", eos_token="<end_of_turn>",
+        pad_token="<pad>", unk_token="<unk>", extra_special_tokens=("<start_of_turn>", "<eos>"),
+        head_dim=256, params=268_098_176,
+    ),
+    "lelapa/InkubaLM-0.4B": ModelInfo(
+        model_type="llama", architecture="LlamaForCausalLM", hidden_size=2048,
+        intermediate_size=5632, num_layers=8, num_heads=32, num_kv_heads=32, vocab_size=61788,
+        tied_embeddings=False, chat_format="", bos_token="<s>", eos_token="</s>",
+        pad_token="</s>", unk_token="<unk>", params=421_939_200, verified=False,
     ),
 }
 # Unsloth's pre-quantised repos hold the same architecture as their source model.
@@ -82,6 +123,10 @@ ALIASES: dict[str, str] = {
     "unsloth/tinyllama-chat": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
     "unsloth/Llama-3.2-3B-Instruct-bnb-4bit": "meta-llama/Llama-3.2-3B-Instruct",
     "unsloth/Llama-3.2-3B-Instruct": "meta-llama/Llama-3.2-3B-Instruct",
+    "unsloth/LFM2-1.2B-unsloth-bnb-4bit": "LiquidAI/LFM2-1.2B",
+    "unsloth/LFM2-1.2B": "LiquidAI/LFM2-1.2B",
+    "unsloth/gemma-3-270m-it": "google/gemma-3-270m",
+    "google/gemma-3-270m-it": "google/gemma-3-270m",
 }
 
 

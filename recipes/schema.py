@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,7 +422,7 @@ def describe_fields() -> list[dict[str, Any]]:
         out.append(
             {
                 "name": f.name,
-                "type": _type_name(tp) if not isinstance(tp, types.GenericAlias) else _type_name(tp),
+                "type": _type_name(tp),
                 "default": default,
                 **{k: v for k, v in f.metadata.items()},
             }

@@ -106,6 +106,20 @@ def _config(info: ModelInfo, tokenizer: Any, max_positions: int) -> Any:
     return config
 
 
+def tokenizer_corpus(recipe: Recipe, examples: list) -> list[str]:
+    """The examples rendered with the real model's template: what the tiny tokenizer learns."""
+    import types
+
+    from recipes.data import Renderer
+
+    info = tiny_info(recipe)
+    stand_in = types.SimpleNamespace(
+        eos_token=info.eos_token, bos_token=info.bos_token, pad_token=info.pad_token,
+        unk_token=info.unk_token, chat_template=CHAT_TEMPLATES[info.chat_format])
+    renderer = Renderer(stand_in, recipe)
+    return [renderer.render(e)[0] for e in examples]
+
+
 def build_tiny_model(recipe: Recipe, texts: list[str], cache_root: Path) -> Path:
     """Folder holding the miniature (config, safetensors weights, tokenizer); cached."""
     info = tiny_info(recipe)

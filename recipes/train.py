@@ -147,17 +147,9 @@ def _quiet_libraries() -> None:
 
 def _tiny_model_folder(recipe: Recipe, examples: list, cache: Path, run_dir: Path) -> Path:
     """Build (or reuse) the miniature and copy it into the run, so the adapter is self-contained."""
-    from recipes.data import Renderer
-    from recipes.models import CHAT_TEMPLATES
-    from recipes.tiny import build_tiny_model, tiny_info
+    from recipes.tiny import build_tiny_model, tokenizer_corpus
 
-    info = tiny_info(recipe)
-    stand_in = types.SimpleNamespace(
-        eos_token=info.eos_token, bos_token=info.bos_token, pad_token=info.pad_token,
-        unk_token=info.unk_token, chat_template=CHAT_TEMPLATES[info.chat_format])
-    renderer = Renderer(stand_in, recipe)
-    texts = [renderer.render(e)[0] for e in examples]
-    folder = build_tiny_model(recipe, texts, cache)
+    folder = build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache)
     target = run_dir / BASE
     if not target.exists():
         shutil.copytree(folder, target)

@@ -40,20 +40,14 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _tiny_tokenizer(model: str, cache: Path):
     from transformers import AutoTokenizer
 
-    from recipes.data import Renderer, load_examples
-    from recipes.models import CHAT_TEMPLATES
+    from recipes.data import load_examples
     from recipes.schema import Recipe
-    from recipes.tiny import build_tiny_model, tiny_info
+    from recipes.tiny import build_tiny_model, tokenizer_corpus
 
     recipe = Recipe(model=model, tiny=True, dataset=str(ROOT / "data/demo_qa.jsonl"),
                     dataset_format="sharegpt", max_seq_length=128)
     examples, _, _ = load_examples(recipe, recipe.dataset)
-    info = tiny_info(recipe)
-    stand_in = type("T", (), {"eos_token": info.eos_token, "bos_token": info.bos_token,
-                              "pad_token": info.pad_token, "unk_token": info.unk_token,
-                              "chat_template": CHAT_TEMPLATES[info.chat_format]})()
-    texts = [Renderer(stand_in, recipe).render(e)[0] for e in examples]
-    folder = build_tiny_model(recipe, texts, cache)
+    folder = build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache)
     return AutoTokenizer.from_pretrained(folder)
 
 

@@ -6,6 +6,9 @@
     slothlab --resume runs/<id>                # continue a stopped run from its last checkpoint
     slothlab --list                            # bundled recipes
     slothlab --fields                          # every recipe field: type, default, bounds, help
+    slothlab                                   # the terminal UI
+    slothlab check [--vram 6] [--json]         # device report, kernel numerics, VRAM fit
+    slothlab eval RUN_DIR [--base]             # re-run a finished run's evaluation
 
 Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
 so `slothlab --help` and `--list` answer at once.
@@ -151,7 +154,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+SUBCOMMANDS = ("check", "eval")
+
+
+def run_subcommand(name: str, argv: list[str]) -> int:
+    if name == "check":
+        from kernels_check.cli import main as check_main
+
+        return check_main(argv)
+    from recipes.evaluate import main as eval_main
+
+    return eval_main(argv)
+
+
+def run_tui() -> int:
+    from tui.app import main as tui_main
+
+    return tui_main()
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        return run_tui()
+    if argv[0] in SUBCOMMANDS:
+        return run_subcommand(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -160,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.fields:
             return cmd_fields()
         if args.recipe is None and args.resume is None:
-            parser.print_help()
-            return EXIT_OK
+            parser.error("give --recipe NAME|FILE, --resume RUN_DIR, --list or --fields "
+                         "(or no arguments for the terminal UI)")
         return cmd_train(args)
     except SlothlabError as exc:
         if args.debug:

@@ -58,7 +58,7 @@ class RichRenderer:
         verb = f"resuming from step {e.resumed_from_step}" if e.resumed_from_step else "starting"
         self._print(f"[bold]slothlab[/] {verb} [cyan]{e.recipe}[/]{' (tiny mode)' if e.tiny else ''}")
         self._print(f"  run dir  {e.run_dir}")
-        self._print(f"  backend  {e.backend} — {e.backend_reason}")
+        self._print(f"  backend  {e.backend_reason}")
         self._print(f"  device   {e.device}")
 
     def on_preflight(self, e: ev.Preflight) -> None:
