@@ -122,6 +122,7 @@ class Finished(Event):
     final_loss: float | None
     adapter_dir: str
     seconds: float
+    report: str | None = None  # report.md, when the run had a held-out set to evaluate
 
 
 @dataclass

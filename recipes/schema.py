@@ -24,6 +24,8 @@ import yaml
 from recipes.errors import RecipeError
 from recipes.models import CHAT_TEMPLATES
 
+METRIC_NAMES = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match",
+                "accuracy", "weighted_f1")
 CHOICES_DTYPE = ("auto", "bfloat16", "float16", "float32")
 CHOICES_FORMAT = ("messages", "sharegpt", "instruction")
 CHOICES_SCHEDULER = (
@@ -199,6 +201,14 @@ class Recipe:
                              group="eval", min=0, max=64)
     max_new_tokens: int = knob(256, "Longest greedy answer in tokens.",
                                group="eval", min=1, max=32768)
+    eval_batch_size: int = knob(8, "Prompts decoded together (higher = faster, more memory).",
+                                group="eval", min=1, max=1024)
+    metrics: list[str] = knob(
+        ["rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match"],
+        "Answer metrics in the report (also: accuracy, weighted_f1); eval loss and perplexity "
+        "are always there.",
+        group="eval",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -341,8 +351,10 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
             where=where,
             fix="end the template with {response}, e.g. '### Response:\\n{response}'",
         )
-    if recipe.lora_alpha <= 0 or recipe.lora_r <= 0:  # bounds already say so; kept for clarity
-        raise RecipeError("lora_r and lora_alpha must be positive", where=where)
+    unknown = [m for m in recipe.metrics if m not in METRIC_NAMES]
+    if unknown:
+        raise RecipeError(f"unknown metric(s) {', '.join(unknown)}", where=where,
+                          fix=f"choose from {', '.join(METRIC_NAMES)}")
 
 
 def recipe_from_mapping(

@@ -124,7 +124,13 @@ def check_sources(recipe: Recipe) -> None:
                          local_hint="/path/to/data.jsonl")
 
 
-def _quiet_libraries() -> None:
+def train_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def quiet_libraries() -> None:
     import logging
     import warnings
 
@@ -198,8 +204,86 @@ def _training_args(recipe: Recipe, run_dir: Path, device: str, has_val: bool) ->
     )
 
 
+class Evaluation:
+    """Greedy evaluation of one run: base before training, samples during, fine-tuned after."""
+
+    def __init__(self, run_dir: Path, recipe: Recipe, backend: types.ModuleType, model: Any,
+                 tokenizer: Any, data: Any) -> None:
+        from recipes.data import Renderer
+        from recipes.evaluate import build_eval_set, stop_token_ids
+
+        self.run_dir, self.recipe, self.backend = run_dir, recipe, backend
+        self.model, self.tokenizer, self.val = model, tokenizer, data.val
+        self.renderer = Renderer(tokenizer, recipe)
+        self.items = build_eval_set(data.splits.test, self.renderer, recipe.eval_samples)
+        self.watch = self.items[:recipe.eval_prompts] or [
+            *build_eval_set(data.splits.val, self.renderer, recipe.eval_prompts)]
+        self.stop_ids = stop_token_ids(tokenizer, self.renderer)
+
+    def _stage(self, stage: str) -> Any:
+        from recipes.evaluate import run_stage
+
+        with inference(self.backend, self.model):
+            return run_stage(stage, self.model, self.tokenizer, self.renderer, self.items,
+                             self.val, self.recipe, batch_size=self.recipe.eval_batch_size)
+
+    def base(self, model_path: str | Path, writer: ev.EventWriter) -> Any:
+        """The base model's scores (adapter disabled), computed once per run and cached."""
+        if not self.items:
+            return None
+        from recipes.evaluate import cache_key, cached_eval, model_identity
+
+        key = cache_key(model_identity(model_path), self.items, self.recipe)
+        with self.model.disable_adapter():
+            result, _ = cached_eval(self.run_dir, "base", key, lambda: self._stage("base"))
+        writer.emit(ev.Metrics(stage="base", values=result.metrics))
+        return result
+
+    def samples(self) -> list[ev.Sample]:
+        from recipes.evaluate import generate
+
+        if not self.watch:
+            return []
+        with inference(self.backend, self.model):
+            outputs = generate(self.model, self.tokenizer, [w.prompt for w in self.watch],
+                               max_new_tokens=self.recipe.max_new_tokens, stop_ids=self.stop_ids,
+                               batch_size=self.recipe.eval_batch_size)
+        return [ev.Sample(prompt=w.question, reference=w.reference, output=o)
+                for w, o in zip(self.watch, outputs, strict=True)]
+
+    def finetuned(self, adapter_dir: Path, base_result: Any, writer: ev.EventWriter) -> str | None:
+        """Score the trained adapter, write report.json/.md and loss.png; the report's path."""
+        if not self.items:
+            return None
+        from recipes.evaluate import adapter_identity, cache_key, cached_eval
+        from recipes.report import write_report
+
+        key = cache_key(adapter_identity(adapter_dir), self.items, self.recipe)
+        result, _ = cached_eval(self.run_dir, "finetuned", key, lambda: self._stage("finetuned"))
+        writer.emit(ev.Metrics(stage="finetuned", values=result.metrics))
+        write_report(self.run_dir, self.recipe, self.items, base_result, result)
+        return str(self.run_dir / "report.md")
+
+
+class inference:  # noqa: N801 (a context manager used like a function)
+    """Switch a backend's model to inference (Unsloth's fast path) and back to training."""
+
+    def __init__(self, backend: types.ModuleType, model: Any) -> None:
+        self.backend, self.model = backend, model
+
+    def __enter__(self) -> None:
+        hook = getattr(self.backend, "for_inference", None)
+        if hook is not None:
+            hook(self.model)
+
+    def __exit__(self, *exc: object) -> None:
+        hook = getattr(self.backend, "for_training", None)
+        if hook is not None:
+            hook(self.model)
+
+
 def _event_callback(writer: ev.EventWriter, device: str, stop: StopFlag,
-                    stop_at_step: int | None) -> Any:
+                    stop_at_step: int | None, evaluation: Evaluation) -> Any:
     from transformers import TrainerCallback
 
     class EventCallback(TrainerCallback):
@@ -234,7 +318,8 @@ def _event_callback(writer: ev.EventWriter, device: str, stop: StopFlag,
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             loss = (metrics or {}).get("eval_loss")
             writer.emit(ev.Eval(step=state.global_step, loss=loss,
-                                perplexity=math.exp(min(loss, 50)) if loss is not None else None))
+                                perplexity=math.exp(min(loss, 50)) if loss is not None else None,
+                                samples=evaluation.samples()))
 
         def on_save(self, args, state, control, **kwargs):
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -258,10 +343,8 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     from recipes.backends import select_backend
 
     choice = select_backend(options.backend)  # imports unsloth first when it is chosen
-    _quiet_libraries()
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    quiet_libraries()
+    device = train_device()
 
     from recipes.data import load_examples, prepare
 
@@ -299,6 +382,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
         model, tokenizer = load_model(backend, model_path, recipe, device)
 
         data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=source)
+        evaluation = Evaluation(run_dir, recipe, backend, model, tokenizer, data)
         steps_per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
                               // recipe.gradient_accumulation_steps)
         total = recipe.max_steps or math.ceil(steps_per_epoch * recipe.epochs)
@@ -316,7 +400,8 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
             return Dataset.from_dict({"input_ids": [t.input_ids for t in items],
                                       "labels": [t.labels for t in items]})
 
-        callback = _event_callback(writer, device, stop, options.stop_at_step)
+        base_result = evaluation.base(model_path, writer)
+        callback = _event_callback(writer, device, stop, options.stop_at_step, evaluation)
         trainer = trainer_class(device)(
             model=model, args=_training_args(recipe, run_dir, device, bool(data.val)),
             train_dataset=as_dataset(data.train),
@@ -336,9 +421,11 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
         adapter_dir = run_dir / ADAPTER
         model.save_pretrained(str(adapter_dir))
         tokenizer.save_pretrained(str(adapter_dir))
+        report = evaluation.finetuned(adapter_dir, base_result, writer)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         writer.emit(ev.Finished(step=step, final_loss=losses[-1] if losses else None,
-                                adapter_dir=str(adapter_dir), seconds=time.time() - started))
+                                adapter_dir=str(adapter_dir), seconds=time.time() - started,
+                                report=report))
         return run_dir
     except SlothlabError as exc:
         writer.emit(ev.Failed(error=exc.what if not exc.where else f"{exc.where}: {exc.what}",

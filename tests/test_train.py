@@ -66,6 +66,49 @@ def test_demo_loss_falls_clearly(demo_run) -> None:
     assert losses[-1] < 0.3 * losses[0], f"loss {losses[0]:.3f} -> {losses[-1]:.3f}"
 
 
+def test_demo_report_shows_the_finetuned_model_beating_the_base(demo_run) -> None:
+    run_dir = demo_run[0]
+    for name in ("report.json", "report.md", "loss.png"):
+        assert (run_dir / name).is_file(), name
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    rouge_l = report["metrics"]["rougeL"]
+    assert rouge_l["finetuned"] > rouge_l["base"] + 0.3, rouge_l
+    assert report["metrics"]["eval_loss"]["finetuned"] < report["metrics"]["eval_loss"]["base"]
+    assert "| ROUGE-L |" in (run_dir / "report.md").read_text(encoding="utf-8")
+    stages = [e.stage for e in ev.read_events(run_dir / "events.jsonl") if e.type == "metrics"]
+    assert stages == ["base", "finetuned"]
+
+
+def test_decoded_answers_hold_no_template_markers(demo_run) -> None:
+    report = json.loads((demo_run[0] / "report.json").read_text(encoding="utf-8"))
+    for sample in report["samples"]:
+        for text in (sample["base"], sample["finetuned"]):
+            assert not any(m in text for m in ("<|", "|>", "</s>", "<s>")), text
+
+
+def test_eval_samples_use_the_same_prompts_every_time(demo_run) -> None:
+    evals = [e for e in ev.read_events(demo_run[0] / "events.jsonl") if e.type == "eval"]
+    assert len(evals) >= 2
+    prompts = [[s.prompt for s in e.samples] for e in evals]
+    assert len(prompts[0]) == 3 and all(p == prompts[0] for p in prompts)
+
+
+def test_slothlab_eval_reproduces_the_run_and_caches(demo_run) -> None:
+    import shutil
+
+    from recipes.evaluate import evaluate_run
+
+    run_dir = demo_run[0]
+    before = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    shutil.rmtree(run_dir / "eval")
+    again = evaluate_run(run_dir, base=True)  # recomputed from scratch
+    assert [s["finetuned"] for s in again["samples"]] == [s["finetuned"] for s in before["samples"]]
+    assert [s["base"] for s in again["samples"]] == [s["base"] for s in before["samples"]]
+    cached = {p.name: p.stat().st_mtime_ns for p in (run_dir / "eval").iterdir()}
+    evaluate_run(run_dir, base=True)
+    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "eval").iterdir()} == cached
+
+
 def test_demo_memory_is_labelled_rss_on_cpu(demo_run) -> None:
     memory = steps(demo_run[0])[-1].memory
     assert memory is not None and memory.kind == "rss" and 0 < memory.now_mb <= memory.total_mb
@@ -94,6 +137,7 @@ def test_adapter_loads_onto_the_base_with_peft_and_generates(demo_run) -> None:
 def test_json_stream_is_only_events(tmp_path: Path, tiny_cache: Path) -> None:
     proc = subprocess.run(
         [*SLOTHLAB, "--recipe", "demo", "--json", "--set", "max_steps=4", "--set", "eval_steps=0",
+         "--set", "eval_samples=4",
          "--runs-dir", str(tmp_path / "runs")],
         capture_output=True, text=True, env=env_with_cache(tiny_cache), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

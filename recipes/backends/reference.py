@@ -54,9 +54,8 @@ def load_tokenizer(model_path: str | Path, recipe: Recipe) -> Any:
         ) from None
 
 
-def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]:
-    import torch
-    from peft import get_peft_model, prepare_model_for_kbit_training
+def load_base(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]:
+    """The base model (4-bit NF4 with double quantisation when asked) and its tokenizer."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = resolve_dtype(recipe.compute_dtype, device)
@@ -70,6 +69,32 @@ def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]
         str(model_path), quantization_config=quant, dtype=dtype, device_map=device_map,
         trust_remote_code=recipe.trust_remote_code,
     )
+    if device == "cpu" and recipe.load_in_4bit:
+        keep_cpu_4bit_training_layout(model)
+    return model, tokenizer
+
+
+def keep_cpu_4bit_training_layout(model: Any) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference.
+
+    bitsandbytes 0.50 (on CPUs with AVX512-BF16) repacks a Linear4bit's weights into an
+    inference layout the first time it runs in eval mode without gradients, and never packs
+    them back when training resumes: after a greedy evaluation mid-run, training went on with
+    wrong activations (demo loss 2.4 instead of 0.96, answers that ignored the prompt). Greedy
+    evaluation and training share one model here, so the repacking is switched off.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
+def add_lora(model: Any, recipe: Recipe) -> Any:
+    """Fresh LoRA adapters on the recipe's target modules (seeded), ready to train."""
+    import torch
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
     if recipe.load_in_4bit:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=recipe.gradient_checkpointing,
@@ -79,5 +104,9 @@ def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     torch.manual_seed(recipe.seed)  # LoRA A matrices are drawn here: same seed, same adapter
-    model = get_peft_model(model, lora_config(recipe))
-    return model, tokenizer
+    return get_peft_model(model, lora_config(recipe))
+
+
+def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]:
+    model, tokenizer = load_base(model_path, recipe, device)
+    return add_lora(model, recipe), tokenizer

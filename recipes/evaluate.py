@@ -1,0 +1,295 @@
+"""Greedy evaluation on a fixed held-out set, before (adapter off) and after training.
+
+    slothlab eval runs/<id>            # re-run the fine-tuned evaluation of a finished run
+    slothlab eval runs/<id> --base     # ... and the base model's
+
+The eval set is the first ``eval_samples`` examples of the seeded test split: the history up
+to the last assistant turn is the prompt (rendered with the generation prompt, so it ends
+exactly where the response begins), the last assistant turn is the reference. Decoding is
+greedy (``do_sample=False``), batched with left padding over prompts sorted by length, and
+stops at the template's end-of-turn token. The base model is the same weights with the
+adapter disabled. Results are cached in ``<run>/eval/`` by model + eval set, so a second
+``slothlab eval`` of an unchanged run recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recipes import metrics as M
+from recipes.data import IGNORE_INDEX, Example, Renderer, Tokenized, adds_only_bos
+from recipes.schema import Recipe
+
+
+@dataclass
+class EvalItem:
+    row: int
+    prompt: str  # the rendered prompt, ending where the response begins
+    question: str  # the last user turn (or instruction + input), for display
+    reference: str
+
+
+@dataclass
+class EvalResult:
+    stage: str  # "base" | "finetuned"
+    outputs: list[str]
+    metrics: dict[str, float]
+    per_example: list[dict[str, float]] = field(default_factory=list)
+
+
+def build_eval_set(examples: list[Example], renderer: Renderer, limit: int) -> list[EvalItem]:
+    items = []
+    for ex in examples[:limit]:
+        if renderer.prompt_template:
+            fields = renderer.prompt_fields(ex)
+            question = "\n\n".join(v for v in (fields["instruction"], fields.get("input")) if v)
+            items.append(EvalItem(ex.row, renderer.render_prompt(fields), question,
+                                  fields["response"]))
+            continue
+        last = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
+        history = ex.messages[:last]
+        question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+        items.append(EvalItem(ex.row, renderer.render_chat(history, generation_prompt=True),
+                              question, ex.messages[last]["content"]))
+    return items
+
+
+def stop_token_ids(tokenizer: Any, renderer: Renderer) -> list[int]:
+    """EOS plus the template's end-of-turn marker when it is a single token (<|eot_id|> ...)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    marker = getattr(renderer, "end_of_turn", "") or ""
+    if marker:
+        marker_ids = tokenizer(marker, add_special_tokens=False)["input_ids"]
+        if len(marker_ids) == 1:
+            ids.add(marker_ids[0])
+    return sorted(ids)
+
+
+def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
+    """Token ids exactly as training encoded the same text (BOS handled the same way)."""
+    bos = tokenizer.bos_token or ""
+    special = adds_only_bos(tokenizer) and not any(p.startswith(bos) for p in prompts)
+    return tokenizer(prompts, add_special_tokens=special)["input_ids"]
+
+
+def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int,
+             stop_ids: list[int], batch_size: int = 16) -> list[str]:
+    """Greedy answers, batched: prompts sorted by length, left-padded, restored to order."""
+    import torch
+
+    if not prompts:
+        return []
+    encoded = encode_prompts(tokenizer, prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    device = next(model.parameters()).device
+    answers: list[str] = [""] * len(prompts)
+    was_training = model.training
+    model.eval()
+    try:
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo:lo + batch_size]
+            width = max(len(encoded[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                seq = encoded[i]
+                ids[row, width - len(seq):] = torch.tensor(seq)
+                mask[row, width - len(seq):] = 1
+            with torch.no_grad():
+                out = model.generate(
+                    input_ids=ids.to(device), attention_mask=mask.to(device),
+                    max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                    temperature=None, top_p=None, top_k=None,
+                    eos_token_id=stop_ids, pad_token_id=pad_id)
+            for row, i in enumerate(idx):
+                new = out[row, width:].tolist()
+                cut = next((k for k, t in enumerate(new) if t in stop_ids), len(new))
+                answers[i] = tokenizer.decode(new[:cut], skip_special_tokens=True).strip()
+    finally:
+        if was_training:
+            model.train()
+    return answers
+
+
+def mean_loss(model: Any, items: list[Tokenized], batch_size: int = 8) -> float | None:
+    """Token-weighted mean cross-entropy over the trained (response) tokens of ``items``."""
+    import torch
+
+    if not items:
+        return None
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        for lo in range(0, len(items), batch_size):
+            batch = items[lo:lo + batch_size]
+            width = max(len(t.input_ids) for t in batch)
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, t in enumerate(batch):
+                ids[row, :len(t.input_ids)] = torch.tensor(t.input_ids)
+                labels[row, :len(t.labels)] = torch.tensor(t.labels)
+                mask[row, :len(t.input_ids)] = 1
+            n = int((labels[:, 1:] != IGNORE_INDEX).sum())
+            if n == 0:
+                continue
+            with torch.no_grad():
+                out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                            labels=labels.to(device))
+            total += float(out.loss) * n
+            count += n
+    finally:
+        if was_training:
+            model.train()
+    return total / count if count else None
+
+
+def score(stage: str, outputs: list[str], items: list[EvalItem], wanted: list[str],
+          loss: float | None) -> EvalResult:
+    refs = [it.reference for it in items]
+    values: dict[str, float] = {}
+    if any(m in M.CLASSIFICATION_METRICS for m in wanted):
+        values.update(M.classification(outputs, refs))
+    if any(m in M.GENERATION_METRICS for m in wanted):
+        values.update(M.score_corpus(outputs, refs))
+    values = {k: v for k, v in values.items() if k in wanted}
+    if loss is not None:
+        values["eval_loss"] = loss
+        values["perplexity"] = math.exp(min(loss, 50.0))
+    per = [M.per_example(o, r) for o, r in zip(outputs, refs, strict=True)]
+    return EvalResult(stage, outputs, values, per)
+
+
+def cache_key(identity: str, items: list[EvalItem], recipe: Recipe) -> str:
+    payload = json.dumps([identity, recipe.max_new_tokens, recipe.metrics,
+                          [(it.prompt, it.reference) for it in items]], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def model_identity(path: str | Path) -> str:
+    """A cheap fingerprint of weights: file sizes and times for a local folder, else the id."""
+    folder = Path(path)
+    if folder.is_dir():
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
+        return json.dumps([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    return str(path)
+
+
+def adapter_identity(adapter_dir: Path) -> str:
+    weights = adapter_dir / "adapter_model.safetensors"
+    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else str(adapter_dir)
+
+
+def cached_eval(run_dir: Path, stage: str, key: str, compute: Any) -> tuple[EvalResult, bool]:
+    """(result, was_cached): read ``<run>/eval/<stage>-<key>.json`` or compute and write it."""
+    folder = run_dir / "eval"
+    path = folder / f"{stage}-{key}.json"
+    if path.exists():
+        return EvalResult(**json.loads(path.read_text(encoding="utf-8"))), True
+    result = compute()
+    folder.mkdir(exist_ok=True)
+    path.write_text(json.dumps(asdict(result), ensure_ascii=False), encoding="utf-8")
+    return result, False
+
+
+def run_stage(stage: str, model: Any, tokenizer: Any, renderer: Renderer, items: list[EvalItem],
+              val: list[Tokenized], recipe: Recipe, *, batch_size: int = 16) -> EvalResult:
+    outputs = generate(model, tokenizer, [it.prompt for it in items],
+                       max_new_tokens=recipe.max_new_tokens,
+                       stop_ids=stop_token_ids(tokenizer, renderer), batch_size=batch_size)
+    return score(stage, outputs, items, recipe.metrics, mean_loss(model, val))
+
+
+# --------------------------------------------------------------------- slothlab eval RUN_DIR
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="slothlab eval",
+        description="Re-run the evaluation of a finished run without retraining "
+                    "(results are cached per model + eval set).")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--base", action="store_true", help="also evaluate the base model")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    args = parser.parse_args(argv)
+    from recipes.errors import SlothlabError
+
+    try:
+        report = evaluate_run(args.run_dir, base=args.base)
+    except SlothlabError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.render()}", file=sys.stderr)
+        return exc.exit_code
+    from rich.console import Console
+
+    from recipes.report import metrics_table
+
+    console = Console()
+    console.print(metrics_table(report))
+    console.print(f"report: {report['artifacts']['report_md']}")
+    return 0
+
+
+def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
+    """Load a finished run's base + adapter, evaluate (cached) and rewrite its report."""
+    from recipes.errors import RunDirError
+    from recipes.rundir import ADAPTER, BASE, RECIPE_FILE, check_run_dir
+    from recipes.schema import load_recipe
+
+    check_run_dir(run_dir)
+    adapter_dir = run_dir / ADAPTER
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise RunDirError("this run has no adapter yet (it did not finish)", where=str(run_dir),
+                          fix=f"finish it first: slothlab --resume {run_dir}")
+    recipe = load_recipe(run_dir / RECIPE_FILE)
+    from recipes.train import quiet_libraries, train_device
+
+    quiet_libraries()
+    from peft import PeftModel
+
+    from recipes.backends import reference
+    from recipes.data import load_examples, prepare
+    from recipes.report import write_report
+    from recipes.train import PROJECT_ROOT, data_source
+
+    device = train_device()
+    model_path = run_dir / BASE if recipe.tiny else recipe.model
+    model, tokenizer = reference.load_base(model_path, recipe, device)
+    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    source = data_source(recipe)
+    examples, skipped, n_rows = load_examples(recipe, source, base_dirs=[PROJECT_ROOT])
+    data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=source)
+    renderer = Renderer(tokenizer, recipe)
+    items = build_eval_set(data.splits.test, renderer, recipe.eval_samples)
+    if not items:
+        raise RunDirError("the recipe has no held-out test examples to evaluate",
+                          where=str(run_dir / RECIPE_FILE), fix="set test_fraction > 0")
+    base_result = None
+    if base:
+        key = cache_key(model_identity(model_path), items, recipe)
+        with model.disable_adapter():
+            base_result, _ = cached_eval(run_dir, "base", key, lambda: run_stage(
+                "base", model, tokenizer, renderer, items, data.val, recipe))
+    else:
+        base_result = latest_cached(run_dir, "base")
+    key = cache_key(adapter_identity(adapter_dir), items, recipe)
+    tuned, _ = cached_eval(run_dir, "finetuned", key, lambda: run_stage(
+        "finetuned", model, tokenizer, renderer, items, data.val, recipe))
+    return write_report(run_dir, recipe, items, base_result, tuned)
+
+
+def latest_cached(run_dir: Path, stage: str) -> EvalResult | None:
+    found = sorted((run_dir / "eval").glob(f"{stage}-*.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return None
+    return EvalResult(**json.loads(found[-1].read_text(encoding="utf-8")))
