@@ -1,7 +1,9 @@
 """The data pipeline: load → chat messages → seeded split → render → tokens → masked labels.
 
-    from recipes.data import prepare
-    prepared = prepare(recipe, tokenizer)   # PreparedData: tokenized splits + preflight stats
+    from recipes.data import load_examples, prepare
+    loaded = load_examples(recipe, "data/demo_qa.jsonl")    # normalised examples + skip counts
+    prepared = prepare(recipe, tokenizer, loaded.examples, loaded.skipped, loaded.n_rows,
+                       source="data/demo_qa.jsonl")       # tokenized splits + preflight stats
 
 Only response tokens are trained: ``labels`` equal ``input_ids`` on assistant responses and
 their end-of-turn token, and -100 everywhere else (system, user, template markers, padding).
@@ -98,8 +100,11 @@ def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = Non
     if path is None:
         return _load_hub(source, recipe)
     if not path.exists():
+        offline = (f", or run offline with --tiny (uses {recipe.sample_dataset})"
+                   if recipe.sample_dataset and not recipe.tiny else "")
         raise DataError("dataset file not found", where=str(path),
-                        fix="check the path (relative paths are read from the current directory)")
+                        fix="check the path (relative paths are read from the current "
+                            f"directory){offline}")
     if path.is_dir():
         raise DataError("dataset path is a folder, not a file", where=str(path),
                         fix=f"point at one {'/'.join(LOCAL_SUFFIXES)} file")
@@ -145,6 +150,9 @@ def _read_local(path: Path, kind: str) -> list[dict]:
 
 
 def _load_hub(dataset_id: str, recipe: Recipe) -> list[dict]:
+    from recipes.hub import ensure_available
+
+    ensure_available(dataset_id, kind="dataset", field="dataset", local_hint="/path/to/data.jsonl")
     import datasets
 
     datasets.disable_progress_bars()
@@ -197,34 +205,45 @@ def _text(value: Any) -> str:
 
 
 def normalise(rows: list[dict], recipe: Recipe, source: str) -> tuple[list[Example], dict[str, int]]:
-    """Every row as chat messages. Returns the examples and how many rows were skipped, by reason."""
-    fmt = recipe.dataset_format
+    """Every row as chat messages, cleaned. Returns the examples and rows skipped, by reason."""
     skipped: dict[str, int] = {}
-    examples: list[Example] = []
 
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
 
-    if fmt == "instruction":
-        cols = {k: _column(recipe, k) for k in ("instruction", "input", "response", "system")}
-        _require_columns(rows, [cols["instruction"], cols["response"]], source, fmt)
-        for i, row in enumerate(rows, start=1):
-            instruction = _text(row.get(cols["instruction"]))
-            extra = _text(row.get(cols["input"]))
-            response = _text(row.get(cols["response"]))
-            if not instruction or not response:
-                skip("empty instruction or response")
-                continue
-            user = f"{instruction}\n\n{extra}" if extra else instruction
-            messages = [{"role": "user", "content": user},
-                        {"role": "assistant", "content": response}]
-            system = _text(row.get(cols["system"])) or recipe.system_prompt
-            if system:
-                messages.insert(0, {"role": "system", "content": system})
-            examples.append(Example(i, messages, {"instruction": instruction, "input": extra,
-                                                  "response": response}))
-        return examples, skipped
+    if recipe.dataset_format == "instruction":
+        examples = _from_instruction(rows, recipe, source, skip)
+    else:
+        examples = _from_turns(rows, recipe, source, skip)
+    return _clean(examples, skip, recipe), skipped
 
+
+def _from_instruction(rows: list[dict], recipe: Recipe, source: str,
+                      skip: Any) -> list[Example]:
+    examples: list[Example] = []
+    cols = {k: _column(recipe, k) for k in ("instruction", "input", "response", "system")}
+    _require_columns(rows, [cols["instruction"], cols["response"]], source, "instruction")
+    for i, row in enumerate(rows, start=1):
+        instruction = _text(row.get(cols["instruction"]))
+        extra = _text(row.get(cols["input"]))
+        response = _text(row.get(cols["response"]))
+        if not instruction or not response:
+            skip("empty instruction or response")
+            continue
+        user = f"{instruction}\n\n{extra}" if extra else instruction
+        messages = [{"role": "user", "content": user},
+                    {"role": "assistant", "content": response}]
+        system = _text(row.get(cols["system"])) or recipe.system_prompt
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
+        examples.append(Example(i, messages, {"instruction": instruction, "input": extra,
+                                              "response": response}))
+    return examples
+
+
+def _from_turns(rows: list[dict], recipe: Recipe, source: str, skip: Any) -> list[Example]:
+    fmt = recipe.dataset_format
+    examples: list[Example] = []
     column = _column(recipe, "messages" if fmt == "messages" else "conversations")
     _require_columns(rows, [column], source, fmt)
     role_key, content_key = ("role", "content") if fmt == "messages" else ("from", "value")
@@ -260,7 +279,25 @@ def normalise(rows: list[dict], recipe: Recipe, source: str) -> tuple[list[Examp
         if recipe.system_prompt and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": recipe.system_prompt})
         examples.append(Example(i, messages))
-    return examples, skipped
+    return examples
+
+
+def _clean(examples: list[Example], skip: Any, recipe: Recipe) -> list[Example]:
+    """The recipe's cleaning rules: over-long rows, then exact duplicates (counted per rule)."""
+    kept: list[Example] = []
+    seen: set[tuple] = set()
+    for ex in examples:
+        if recipe.max_chars and any(len(m["content"]) > recipe.max_chars for m in ex.messages):
+            skip(f"longer than max_chars={recipe.max_chars}")
+            continue
+        if recipe.drop_duplicates:
+            key = tuple((m["role"], m["content"].casefold()) for m in ex.messages)
+            if key in seen:
+                skip("duplicate")
+                continue
+            seen.add(key)
+        kept.append(ex)
+    return kept
 
 
 def split(examples: list[Example], recipe: Recipe) -> Splits:
@@ -462,23 +499,46 @@ def check_trainable(stats: dict[str, Any], recipe: Recipe, source: str) -> None:
     )
 
 
-def load_examples(recipe: Recipe, source: str, *, base_dirs: list[Path] | None = None
-                  ) -> tuple[list[Example], dict[str, int], int]:
-    """Load and normalise: (examples, skipped rows by reason, rows read). Errors if none is usable."""
-    rows = load_rows(source, recipe, base_dirs=base_dirs)
+@dataclass
+class Loaded:
+    """Normalised examples, rows skipped by reason, rows read, and notes for the preflight."""
+
+    examples: list[Example]
+    skipped: dict[str, int]
+    n_rows: int
+    notes: list[str] = field(default_factory=list)
+
+    def __iter__(self):  # ``examples, skipped, n_rows = load_examples(...)`` keeps working
+        return iter((self.examples, self.skipped, self.n_rows))
+
+
+def load_examples(recipe: Recipe, source: str, *, base_dirs: list[Path] | None = None) -> Loaded:
+    """Load (through the recipe's builder, if any) and normalise. Errors if no row is usable."""
+    notes: list[str] = []
+    skipped: dict[str, int] = {}
+    if recipe.dataset_builder:
+        from recipes.builders import BUILDERS
+
+        built = BUILDERS[recipe.dataset_builder](recipe, source, base_dirs or [])
+        rows, skipped, notes, n_read = built.rows, built.skipped, built.notes, built.n_read
+    else:
+        rows = load_rows(source, recipe, base_dirs=base_dirs)
+        n_read = len(rows)
     if recipe.max_examples:
         rows = rows[: recipe.max_examples]
-    examples, skipped = normalise(rows, recipe, source)
+    examples, more = normalise(rows, recipe, source)
+    for reason, n in more.items():
+        skipped[reason] = skipped.get(reason, 0) + n
     if not examples:
         raise DataError(
-            f"no usable rows: all {len(rows)} were skipped ({_describe_skips(skipped)})",
+            f"no usable rows: all {n_read} were skipped ({_describe_skips(skipped)})",
             where=source, fix="check the columns hold text and the format is right",
         )
-    return examples, skipped, len(rows)
+    return Loaded(examples, skipped, n_read, notes)
 
 
 def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: dict[str, int],
-            n_rows: int, *, source: str) -> PreparedData:
+            n_rows: int, *, source: str, notes: list[str] | None = None) -> PreparedData:
     """Split, render, tokenize and label; the preflight figures come with it."""
     splits = split(examples, recipe)
     if not splits.train:
@@ -489,7 +549,7 @@ def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: di
     val = tokenize(splits.val, renderer, recipe.max_seq_length)
     stats = preflight_stats(train, val)
     check_trainable(stats, recipe, source)
-    notes = []
+    notes = list(notes or [])
     if skipped:
         notes.append(f"skipped {sum(skipped.values())} of {n_rows} rows: {_describe_skips(skipped)}")
     if stats["truncated"]:

@@ -267,8 +267,9 @@ def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
     model, tokenizer = reference.load_base(model_path, recipe, device)
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     source = data_source(recipe)
-    examples, skipped, n_rows = load_examples(recipe, source, base_dirs=[PROJECT_ROOT])
-    data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=source)
+    loaded = load_examples(recipe, source, base_dirs=[PROJECT_ROOT])
+    data = prepare(recipe, tokenizer, loaded.examples, loaded.skipped, loaded.n_rows,
+                   source=source)
     renderer = Renderer(tokenizer, recipe)
     items = build_eval_set(data.splits.test, renderer, recipe.eval_samples)
     if not items:

@@ -11,7 +11,7 @@ import os
 import socket
 from urllib.parse import urlparse
 
-from recipes.errors import SlothlabError
+from recipes.errors import DataError
 
 _reachable: dict[str, bool] = {}
 
@@ -52,7 +52,7 @@ def ensure_available(repo_id: str, *, kind: str, field: str, local_hint: str) ->
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if offline or not reachable(hub_host()):
         why = "HF_HUB_OFFLINE is set" if offline else f"{hub_host()} cannot be reached"
-        raise SlothlabError(
+        raise DataError(
             f"{kind} '{repo_id}' must be downloaded, but {why} and it is not in the local cache",
             where=field,
             fix=f"run offline with --tiny (a miniature model and the bundled sample), or "

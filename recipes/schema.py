@@ -90,6 +90,12 @@ class Recipe:
         "Replace the model by a random miniature of its architecture and the data by the sample.",
         group="model",
     )
+    tiny_overrides: dict[str, str] = knob(
+        {},
+        "Fields that change in tiny mode (e.g. more steps and a higher learning rate for a "
+        "random miniature); --set still wins.",
+        group="model",
+    )
     load_in_4bit: bool = knob(True, "Quantise base weights to 4-bit NF4 (QLoRA).", group="model")
     compute_dtype: str = knob(
         "auto",
@@ -187,6 +193,18 @@ class Recipe:
     system_prompt: str = knob("", "System message prepended to every conversation that has none.",
                               group="data")
     sample_dataset: str = knob("", "Sample file used in tiny mode (a file in data/).", group="data")
+    dataset_builder: str = knob(
+        "", "Recipe-specific loader that reads and merges sources (empty = plain loading).",
+        group="data", choices=("", "medqa", "saudial"),
+    )
+    extra_dataset: str = knob("", "Second source for builders that merge two (hub id or file).",
+                              group="data")
+    sample_extra_dataset: str = knob("", "Sample of the second source, for tiny mode.",
+                                     group="data")
+    drop_duplicates: bool = knob(False, "Drop rows whose conversation repeats an earlier one.",
+                                 group="data")
+    max_chars: int = knob(0, "Drop rows with a message longer than this many characters; 0 = off.",
+                          group="data", min=0, max=10_000_000)
     max_examples: int = knob(0, "Use at most N rows (after loading); 0 = all.",
                              group="data", min=0, max=100_000_000)
     val_fraction: float = knob(0.1, "Share of rows held out for validation loss.",
@@ -375,9 +393,15 @@ def recipe_from_mapping(
         line = (lines or {}).get(str(key))
         values[str(key)] = coerce(str(key), value,
                                   where=f"{source}:{line}" if line else source)
+    from_cli = set()
     for text in overrides or []:
         key, value = parse_override(text)
         values[key] = coerce(key, value, where=f"--set {text}")
+        from_cli.add(key)
+    if values.get("tiny"):
+        for key, value in values.get("tiny_overrides", {}).items():
+            if key not in from_cli:
+                values[key] = coerce(key, value, where=f"{source}: tiny_overrides.{key}")
     recipe = Recipe(**values)
     _check_consistency(recipe, where=source)
     return recipe

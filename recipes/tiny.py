@@ -102,6 +102,10 @@ def _config(info: ModelInfo, tokenizer: Any, max_positions: int) -> Any:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+    if info.model_type == "lfm2":
+        # Keep LFM2's mix of short-convolution and attention blocks, and its exact MLP width.
+        config.layer_types = ["conv", "full_attention"] * (TINY["num_layers"] // 2)
+        config.block_auto_adjust_ff_dim = False
     config.architectures = [info.architecture]
     return config
 

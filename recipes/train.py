@@ -102,11 +102,13 @@ def describe_device(device: str) -> str:
 
 
 def data_source(recipe: Recipe) -> str:
-    """Tiny mode swaps a hub dataset for the recipe's sample; a local file is always used."""
+    """Tiny mode uses the recipe's sample unless ``dataset`` is a local file that exists."""
     from recipes.data import resolve_path
 
-    if recipe.tiny and recipe.sample_dataset and resolve_path(recipe.dataset, base_dirs=[PROJECT_ROOT]) is None:
-        return recipe.sample_dataset
+    if recipe.tiny and recipe.sample_dataset:
+        local = resolve_path(recipe.dataset, base_dirs=[PROJECT_ROOT])
+        if local is None or not local.exists():
+            return recipe.sample_dataset
     return recipe.dataset
 
 
@@ -350,7 +352,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
 
     source = data_source(recipe)
     base_dirs = [PROJECT_ROOT]
-    examples, skipped, n_rows = load_examples(recipe, source, base_dirs=base_dirs)
+    loaded = load_examples(recipe, source, base_dirs=base_dirs)
 
     if options.resume_dir is not None:
         run_dir = options.resume_dir
@@ -372,7 +374,8 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
             resumed_from_step=resumed_step, pid=os.getpid()))
 
         if recipe.tiny:
-            model_path: str | Path = _tiny_model_folder(recipe, examples, cache_root(options), run_dir)
+            model_path: str | Path = _tiny_model_folder(recipe, loaded.examples, cache_root(options),
+                                                       run_dir)
         else:
             model_path = recipe.model
         if choice.name == "unsloth":
@@ -381,7 +384,8 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
             from recipes.backends import reference as backend  # type: ignore[no-redef]
         model, tokenizer = load_model(backend, model_path, recipe, device)
 
-        data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=source)
+        data = prepare(recipe, tokenizer, loaded.examples, loaded.skipped, loaded.n_rows,
+                       source=source, notes=loaded.notes)
         evaluation = Evaluation(run_dir, recipe, backend, model, tokenizer, data)
         steps_per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
                               // recipe.gradient_accumulation_steps)

@@ -63,6 +63,12 @@ def tiny_llama3_tokenizer(tiny_cache: Path):
     return _tiny_tokenizer("meta-llama/Llama-3.2-3B-Instruct", tiny_cache)
 
 
+@pytest.fixture(scope="session")
+def tiny_lfm2_tokenizer(tiny_cache: Path):
+    """A miniature LFM2 tokenizer (ChatML-like template, <|startoftext|> <|im_end|>)."""
+    return _tiny_tokenizer("LiquidAI/LFM2-1.2B", tiny_cache)
+
+
 @pytest.fixture()
 def runs_dir(tmp_path: Path) -> Path:
     path = tmp_path / "runs"

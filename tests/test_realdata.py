@@ -89,3 +89,23 @@ def test_afrimedqa_crlf_csv_loads() -> None:
     examples, skipped, n = load_examples(recipe, str(path))
     assert n == 200
     assert not any("\r" in e.fields["response"] for e in examples), "CRLF must not leak into text"
+
+
+@pytest.mark.parametrize(("folder", "ours", "specials"), [
+    ("LFM2-1.2B", "chatml", {"bos_token": "<|startoftext|>", "eos_token": "<|im_end|>"}),
+    ("Meta-Llama-3-8B-Instruct", "llama-3.1",
+     {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),
+])
+@pytest.mark.parametrize("generation_prompt", [False, True])
+def test_builtin_templates_match_the_real_ones(folder, ours, specials, generation_prompt) -> None:
+    """Tiny mode's LFM2 and Llama-3 templates render exactly what the real templates render."""
+    import json
+
+    path = REALDATA / "tokenizers" / folder
+    source = (path / "chat_template.jinja").read_text(encoding="utf-8") if (
+        path / "chat_template.jinja").exists() else json.loads(
+        (path / "tokenizer_config.json").read_text(encoding="utf-8"))["chat_template"]
+    for conversation in CONVERSATIONS:
+        kwargs = {"messages": conversation, "add_generation_prompt": generation_prompt, **specials}
+        assert compile_template(CHAT_TEMPLATES[ours]).render(**kwargs) == \
+            compile_template(source).render(**kwargs)

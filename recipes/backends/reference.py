@@ -15,14 +15,18 @@ from recipes.schema import Recipe
 
 
 def resolve_dtype(name: str, device: str) -> Any:
-    """The compute dtype: as asked, or bf16 on GPUs that have it, fp16 on others, fp32 on CPU."""
+    """The compute dtype: as asked on a GPU (auto = bf16 where supported, else fp16).
+
+    A CPU always computes in fp32: half precision there is slow and some ops lack kernels, and
+    the recipes' fp16/bf16 settings describe their GPU runs.
+    """
     import torch
 
+    if device != "cuda":
+        return torch.float32
     if name != "auto":
         return getattr(torch, name)
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def lora_config(recipe: Recipe) -> Any:

@@ -44,3 +44,9 @@ def for_inference(model: Any) -> None:
     from unsloth import FastLanguageModel
 
     FastLanguageModel.for_inference(model)
+
+
+def for_training(model: Any) -> None:
+    from unsloth import FastLanguageModel
+
+    FastLanguageModel.for_training(model)
