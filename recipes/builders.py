@@ -59,6 +59,13 @@ def find_columns(rows: list[dict], wanted: dict[str, tuple[str, ...]], source: s
     return found
 
 
+def extra_sources(recipe: Recipe) -> list[str]:
+    """The extra sources: their samples in tiny mode, when the recipe has them."""
+    if recipe.tiny and recipe.sample_extra_datasets:
+        return recipe.sample_extra_datasets
+    return recipe.extra_datasets
+
+
 def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
@@ -80,11 +87,11 @@ def medqa(recipe: Recipe, source: str, base_dirs: list[Path]) -> Built:
     for row in medquad:
         built.rows.append({"instruction": _cell(row.get(cols["question"])),
                            "response": _cell(row.get(cols["answer"])), "origin": "MedQuAD"})
-    extra = recipe.sample_extra_dataset if recipe.tiny and recipe.sample_extra_dataset else (
-        recipe.extra_dataset)
-    if not extra:
-        built.notes.append("MedQuAD only (no extra_dataset set)")
+    extras = extra_sources(recipe)
+    if not extras:
+        built.notes.append("MedQuAD only (no extra_datasets set)")
         return built
+    extra = extras[0]
     try:
         afrimed = load_rows(extra, recipe, base_dirs=base_dirs)
     except DataError as exc:
@@ -143,6 +150,47 @@ def saudial(recipe: Recipe, source: str, base_dirs: list[Path]) -> Built:
     return built
 
 
+# ------------------------------------------------------------------------------ inkuba
+
+INKUBA_COLUMNS = {"instruction": ("instruction",), "inputs": ("inputs", "input text", "input"),
+                  "targets": ("targets", "target"), "task": ("task",),
+                  "langs": ("langs", "lang", "language")}
+LANGUAGES = {"swahili": "swa", "hausa": "hau", "english": "eng"}
+TASKS = {"mmt": "mt", "translation": "mt", "afrixnli": "xnli", "sent": "sentiment"}
+
+
+def _language(value: str) -> str:
+    """The target language code: 'eng-swa' -> 'swa', 'hausa' -> 'hau'."""
+    last = value.lower().replace("_", "-").split("-")[-1]
+    return LANGUAGES.get(last, last)
+
+
+def inkuba(recipe: Recipe, source: str, base_dirs: list[Path]) -> Built:
+    """Buzuzu-Mavi task files (ID, task, langs, instruction, inputs, targets), one per source."""
+    built = Built([], 0)
+    for src in [source, *extra_sources(recipe)]:
+        rows = load_rows(src, recipe, base_dirs=base_dirs)
+        cols = find_columns(rows, INKUBA_COLUMNS, src, tuple(INKUBA_COLUMNS))
+        built.n_read += len(rows)
+        for row in rows:
+            target = _cell(row.get(cols["targets"]))
+            if not target:
+                built.skip("no target")
+                continue
+            task = _cell(row.get(cols["task"])).lower()
+            built.rows.append({"instruction": _cell(row.get(cols["instruction"])),
+                               "input": _cell(row.get(cols["inputs"])), "response": target,
+                               "task": TASKS.get(task, task),
+                               "langs": _language(_cell(row.get(cols["langs"])))})
+    counts: dict[str, int] = {}
+    for row in built.rows:
+        key = f"{row['task']}/{row['langs']}"
+        counts[key] = counts.get(key, 0) + 1
+    built.notes.append("rows per task/language: " + ", ".join(f"{k} {n}" for k, n in
+                                                              sorted(counts.items())))
+    return built
+
+
 BUILDERS: dict[str, Callable[[Recipe, str, list[Path]], Built]] = {
-    "medqa": medqa, "saudial": saudial,
+    "medqa": medqa, "saudial": saudial, "inkuba": inkuba,
 }

@@ -37,7 +37,7 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 MESSAGE_ROLES = {"system", "user", "assistant"}
 DEFAULT_COLUMNS = {"messages": "messages", "conversations": "conversations",
                    "instruction": "instruction", "input": "input", "response": "response",
-                   "system": "system"}
+                   "system": "system", "task": "task", "lang": "langs"}
 # Private-use code points: never in real text, single characters, stable under trim().
 OPEN, CLOSE = "\ue000", "\ue001"
 IGNORE_INDEX = -100
@@ -50,6 +50,7 @@ class Example:
     row: int
     messages: list[dict[str, str]]
     fields: dict[str, str] | None = None  # instruction-format fields, for prompt templates
+    meta: dict[str, str] = field(default_factory=dict)  # task / lang, for balancing and reports
 
 
 @dataclass
@@ -236,8 +237,10 @@ def _from_instruction(rows: list[dict], recipe: Recipe, source: str,
         system = _text(row.get(cols["system"])) or recipe.system_prompt
         if system:
             messages.insert(0, {"role": "system", "content": system})
+        meta = {key: _text(row[col]) for key in ("task", "lang")
+                if (col := _column(recipe, key)) in row and _text(row[col])}
         examples.append(Example(i, messages, {"instruction": instruction, "input": extra,
-                                              "response": response}))
+                                              "response": response}, meta))
     return examples
 
 
@@ -485,6 +488,44 @@ def preflight_stats(train: list[Tokenized], val: list[Tokenized]) -> dict[str, A
     }
 
 
+def trained_tokens(t: Tokenized) -> int:
+    return sum(1 for x in t.labels if x != IGNORE_INDEX)
+
+
+def task_token_shares(items: list[Tokenized], tasks: list[str]) -> dict[str, float]:
+    """Each task's share of all trained tokens (what token-level loss is averaged over)."""
+    totals: dict[str, int] = {}
+    for t, task in zip(items, tasks, strict=True):
+        totals[task] = totals.get(task, 0) + trained_tokens(t)
+    grand = sum(totals.values()) or 1
+    return {task: n / grand for task, n in sorted(totals.items())}
+
+
+def balance_by_resampling(items: list[Tokenized], tasks: list[str], seed: int,
+                          max_factor: float = 50.0) -> tuple[list[Tokenized], list[str]]:
+    """Repeat examples of tasks with fewer trained tokens until each task has about as many
+    trained tokens as the largest one (at most ``max_factor`` times its own).
+
+    Chosen over per-token loss weights because it changes only the data: the loss stays
+    TRL's (fused on a GPU), so both backends train it unchanged. Unlike padding short targets
+    (the write-up's approach), it never trains the model to emit filler tokens.
+    """
+    rng = random.Random(seed)
+    groups: dict[str, list[Tokenized]] = {}
+    for t, task in zip(items, tasks, strict=True):
+        groups.setdefault(task, []).append(t)
+    totals = {task: sum(trained_tokens(t) for t in group) for task, group in groups.items()}
+    target = max(totals.values())
+    out: list[tuple[Tokenized, str]] = []
+    for task, group in groups.items():
+        factor = min(target / max(totals[task], 1), max_factor)
+        whole, fraction = int(factor), factor - int(factor)
+        picked = group * whole + rng.sample(group, round(fraction * len(group)))
+        out += [(t, task) for t in picked]
+    rng.shuffle(out)
+    return [t for t, _ in out], [task for _, task in out]
+
+
 def check_trainable(stats: dict[str, Any], recipe: Recipe, source: str) -> None:
     rows = stats["no_trained_tokens"]
     if not rows:
@@ -549,6 +590,13 @@ def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: di
     val = tokenize(splits.val, renderer, recipe.max_seq_length)
     stats = preflight_stats(train, val)
     check_trainable(stats, recipe, source)
+    tasks = [ex.meta.get("task", "") for ex in splits.train]
+    stats["task_shares"] = {}
+    if any(tasks):
+        stats["task_shares"]["before"] = task_token_shares(train, tasks)
+        if recipe.task_balance == "resample":
+            train, tasks = balance_by_resampling(train, tasks, recipe.seed)
+            stats["task_shares"]["after"] = task_token_shares(train, tasks)
     notes = list(notes or [])
     if skipped:
         notes.append(f"skipped {sum(skipped.values())} of {n_rows} rows: {_describe_skips(skipped)}")

@@ -34,6 +34,8 @@ class EvalItem:
     prompt: str  # the rendered prompt, ending where the response begins
     question: str  # the last user turn (or instruction + input), for display
     reference: str
+    task: str = ""
+    lang: str = ""
 
 
 @dataclass
@@ -51,13 +53,15 @@ def build_eval_set(examples: list[Example], renderer: Renderer, limit: int) -> l
             fields = renderer.prompt_fields(ex)
             question = "\n\n".join(v for v in (fields["instruction"], fields.get("input")) if v)
             items.append(EvalItem(ex.row, renderer.render_prompt(fields), question,
-                                  fields["response"]))
+                                  fields["response"], ex.meta.get("task", ""),
+                                  ex.meta.get("lang", "")))
             continue
         last = max(i for i, m in enumerate(ex.messages) if m["role"] == "assistant")
         history = ex.messages[:last]
         question = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         items.append(EvalItem(ex.row, renderer.render_chat(history, generation_prompt=True),
-                              question, ex.messages[last]["content"]))
+                              question, ex.messages[last]["content"], ex.meta.get("task", ""),
+                              ex.meta.get("lang", "")))
     return items
 
 
@@ -155,14 +159,25 @@ def mean_loss(model: Any, items: list[Tokenized], batch_size: int = 8) -> float 
 
 
 def score(stage: str, outputs: list[str], items: list[EvalItem], wanted: list[str],
-          loss: float | None) -> EvalResult:
+          loss: float | None, *, classification_tasks: tuple[str, ...] = (),
+          params: int = 0) -> EvalResult:
+    """Corpus metrics; with tasks, classification metrics over classification items, answer
+    metrics over the rest, a per-task/language breakdown, and the Zindi score if asked."""
     refs = [it.reference for it in items]
+    is_cls = [it.task in classification_tasks for it in items]
     values: dict[str, float] = {}
-    if any(m in M.CLASSIFICATION_METRICS for m in wanted):
-        values.update(M.classification(outputs, refs))
-    if any(m in M.GENERATION_METRICS for m in wanted):
-        values.update(M.score_corpus(outputs, refs))
+    cls_pairs = [(o, r) for o, r, c in zip(outputs, refs, is_cls, strict=True)
+                 if c or not classification_tasks]
+    gen_pairs = [(o, r) for o, r, c in zip(outputs, refs, is_cls, strict=True) if not c]
+    if cls_pairs and any(m in M.CLASSIFICATION_METRICS for m in wanted):
+        values.update(M.classification(*map(list, zip(*cls_pairs, strict=True))))
+    if gen_pairs and any(m in M.GENERATION_METRICS for m in wanted):
+        values.update(M.score_corpus(*map(list, zip(*gen_pairs, strict=True))))
     values = {k: v for k, v in values.items() if k in wanted}
+    if any(it.task for it in items):
+        values.update(M.by_task(outputs, items, classification_tasks))
+        if "zindi" in wanted:
+            values.update(M.zindi(values, params))
     if loss is not None:
         values["eval_loss"] = loss
         values["perplexity"] = math.exp(min(loss, 50.0))
@@ -202,12 +217,83 @@ def cached_eval(run_dir: Path, stage: str, key: str, compute: Any) -> tuple[Eval
     return result, False
 
 
+def label_sets(examples: list[Example], tasks: list[str]) -> dict[tuple[str, str], list[str]]:
+    """The label strings of each classification task and language, from all the data."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for ex in examples:
+        task = ex.meta.get("task", "")
+        if task in tasks:
+            found.setdefault((task, ex.meta.get("lang", "")), set()).add(
+                ex.messages[-1]["content"])
+    return {key: sorted(labels) for key, labels in found.items()}
+
+
+def pick_labels(model: Any, tokenizer: Any, prompts: list[str], candidates: list[list[str]],
+                end: str) -> list[str]:
+    """For each prompt, the candidate whose tokens (and the end-of-turn) are most likely."""
+    import torch
+
+    device = next(model.parameters()).device
+    chosen = []
+    was_training = model.training
+    model.eval()
+    try:
+        for prompt, labels in zip(prompts, candidates, strict=True):
+            [prompt_ids] = encode_prompts(tokenizer, [prompt])
+            full = encode_prompts(tokenizer, [prompt + label + end for label in labels])
+            width = max(len(f) for f in full)
+            ids = torch.zeros((len(full), width), dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, seq in enumerate(full):
+                ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+            with torch.no_grad():
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            scores = []
+            for row, seq in enumerate(full):
+                start = len(prompt_ids) if seq[:len(prompt_ids)] == prompt_ids else 1
+                positions = range(start, len(seq))
+                scores.append(sum(float(logprobs[row, p - 1, seq[p]]) for p in positions))
+            chosen.append(labels[max(range(len(labels)), key=scores.__getitem__)])
+    finally:
+        if was_training:
+            model.train()
+    return chosen
+
+
+def count_parameters(model: Any) -> int:
+    """Base-model parameters (4-bit weights counted unpacked; LoRA weights left out)."""
+    total = 0
+    for name, p in model.named_parameters():
+        if "lora_" in name:
+            continue
+        total += p.numel() * (2 if type(p).__name__ == "Params4bit" else 1)
+    return total
+
+
 def run_stage(stage: str, model: Any, tokenizer: Any, renderer: Renderer, items: list[EvalItem],
-              val: list[Tokenized], recipe: Recipe, *, batch_size: int = 16) -> EvalResult:
-    outputs = generate(model, tokenizer, [it.prompt for it in items],
+              val: list[Tokenized], recipe: Recipe, *, batch_size: int = 16,
+              labels: dict[tuple[str, str], list[str]] | None = None) -> EvalResult:
+    """Answers for every item (generated, or the likeliest label for classification tasks)."""
+    tasks = tuple(recipe.classification_tasks)
+    outputs = [""] * len(items)
+    gen = [i for i, it in enumerate(items) if it.task not in tasks]
+    cls = [i for i, it in enumerate(items) if it.task in tasks]
+    answers = generate(model, tokenizer, [items[i].prompt for i in gen],
                        max_new_tokens=recipe.max_new_tokens,
                        stop_ids=stop_token_ids(tokenizer, renderer), batch_size=batch_size)
-    return score(stage, outputs, items, recipe.metrics, mean_loss(model, val))
+    for i, answer in zip(gen, answers, strict=True):
+        outputs[i] = answer
+    if cls:
+        end = renderer.end_of_turn if not renderer.prompt_template else (tokenizer.eos_token or "")
+        picked = pick_labels(model, tokenizer, [items[i].prompt for i in cls],
+                             [(labels or {}).get((items[i].task, items[i].lang), [""]) for i in cls],
+                             end)
+        for i, answer in zip(cls, picked, strict=True):
+            outputs[i] = answer
+    return score(stage, outputs, items, recipe.metrics, mean_loss(model, val),
+                 classification_tasks=tasks, params=count_parameters(model) if cls else 0)
 
 
 # --------------------------------------------------------------------- slothlab eval RUN_DIR
@@ -275,17 +361,18 @@ def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
     if not items:
         raise RunDirError("the recipe has no held-out test examples to evaluate",
                           where=str(run_dir / RECIPE_FILE), fix="set test_fraction > 0")
+    labels = label_sets(loaded.examples, recipe.classification_tasks)
     base_result = None
     if base:
         key = cache_key(model_identity(model_path), items, recipe)
         with model.disable_adapter():
             base_result, _ = cached_eval(run_dir, "base", key, lambda: run_stage(
-                "base", model, tokenizer, renderer, items, data.val, recipe))
+                "base", model, tokenizer, renderer, items, data.val, recipe, labels=labels))
     else:
         base_result = latest_cached(run_dir, "base")
     key = cache_key(adapter_identity(adapter_dir), items, recipe)
     tuned, _ = cached_eval(run_dir, "finetuned", key, lambda: run_stage(
-        "finetuned", model, tokenizer, renderer, items, data.val, recipe))
+        "finetuned", model, tokenizer, renderer, items, data.val, recipe, labels=labels))
     return write_report(run_dir, recipe, items, base_result, tuned)
 
 

@@ -70,6 +70,8 @@ class Preflight(Event):
     max_seq_length: int
     total_steps: int
     notes: list[str] = field(default_factory=list)
+    # Multitask recipes: each task's share of trained tokens, "before" and "after" balancing.
+    task_shares: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -131,3 +131,45 @@ def change(base: float | None, finetuned: float | None) -> dict[str, Any]:
         return {"change": None, "relative": None}
     relative = (finetuned - base) / abs(base) if base else None
     return {"change": finetuned - base, "relative": relative}
+
+
+ZINDI_REFERENCE_PARAMS = 421_939_200  # InkubaLM-0.4B: the challenge's size yardstick
+ZINDI_PARTS = ("f1/sentiment/hau", "f1/sentiment/swa", "f1/xnli/hau", "f1/xnli/swa", "chrf/mt")
+
+
+def by_task(outputs: list[str], items: list[Any], classification_tasks: tuple[str, ...]
+            ) -> dict[str, float]:
+    """Per task and language: weighted F1 and accuracy for classification, chrF (0-100) for
+    generation; plus corpus chrF per generation task over all its languages."""
+    import sacrebleu
+
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault((it.task, it.lang), []).append(i)
+    out: dict[str, float] = {}
+    for (task, lang), idx in sorted(groups.items()):
+        preds = [outputs[i] for i in idx]
+        refs = [items[i].reference for i in idx]
+        if task in classification_tasks:
+            scores = classification(preds, refs)
+            out[f"f1/{task}/{lang}"] = scores["weighted_f1"]
+            out[f"accuracy/{task}/{lang}"] = scores["accuracy"]
+        else:
+            out[f"chrf/{task}/{lang}"] = sacrebleu.corpus_chrf(preds, [refs]).score
+    for task in sorted({t for t, _ in groups if t not in classification_tasks}):
+        idx = [i for (t, _), ids in groups.items() if t == task for i in ids]
+        out[f"chrf/{task}"] = sacrebleu.corpus_chrf([outputs[i] for i in idx],
+                                                    [[items[i].reference for i in idx]]).score
+    return out
+
+
+def zindi(values: dict[str, float], params: int) -> dict[str, float]:
+    """The Buzuzu-Mavi score: the mean of the four weighted F1s and MT chrF/100, then
+    ``(avg + (1 - params / 421,939,200) * avg) / 2`` rewarding smaller models."""
+    parts = [values[k] / (100.0 if k.startswith("chrf") else 1.0) for k in ZINDI_PARTS
+             if k in values]
+    if not parts:
+        return {}
+    avg = statistics.fmean(parts)
+    return {"zindi_avg": avg,
+            "zindi": (avg + (1 - params / ZINDI_REFERENCE_PARAMS) * avg) / 2}

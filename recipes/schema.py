@@ -25,7 +25,7 @@ from recipes.errors import RecipeError
 from recipes.models import CHAT_TEMPLATES
 
 METRIC_NAMES = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match",
-                "accuracy", "weighted_f1")
+                "accuracy", "weighted_f1", "zindi")
 CHOICES_DTYPE = ("auto", "bfloat16", "float16", "float32")
 CHOICES_FORMAT = ("messages", "sharegpt", "instruction")
 CHOICES_SCHEDULER = (
@@ -195,12 +195,18 @@ class Recipe:
     sample_dataset: str = knob("", "Sample file used in tiny mode (a file in data/).", group="data")
     dataset_builder: str = knob(
         "", "Recipe-specific loader that reads and merges sources (empty = plain loading).",
-        group="data", choices=("", "medqa", "saudial"),
+        group="data", choices=("", "medqa", "saudial", "inkuba"),
     )
-    extra_dataset: str = knob("", "Second source for builders that merge two (hub id or file).",
-                              group="data")
-    sample_extra_dataset: str = knob("", "Sample of the second source, for tiny mode.",
-                                     group="data")
+    extra_datasets: list[str] = knob([], "More sources for builders that merge several "
+                                     "(hub ids or files).", group="data")
+    sample_extra_datasets: list[str] = knob([], "Samples of the extra sources, for tiny mode.",
+                                            group="data")
+    task_balance: str = knob(
+        "none",
+        "Multitask data: 'resample' repeats examples of tasks with short targets until every "
+        "task contributes an equal share of trained tokens.",
+        group="data", choices=("none", "resample"),
+    )
     drop_duplicates: bool = knob(False, "Drop rows whose conversation repeats an earlier one.",
                                  group="data")
     max_chars: int = knob(0, "Drop rows with a message longer than this many characters; 0 = off.",
@@ -221,6 +227,9 @@ class Recipe:
                                group="eval", min=1, max=32768)
     eval_batch_size: int = knob(8, "Prompts decoded together (higher = faster, more memory).",
                                 group="eval", min=1, max=1024)
+    classification_tasks: list[str] = knob(
+        [], "Tasks (by the data's task column) scored by picking the most likely label string "
+        "instead of generating.", group="eval")
     metrics: list[str] = knob(
         ["rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match"],
         "Answer metrics in the report (also: accuracy, weighted_f1); eval loss and perplexity "
@@ -278,8 +287,6 @@ def coerce(name: str, value: Any, where: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad(f"expected {_type_name(tp)}")
-        if not value:
-            raise bad("must not be empty")
         return list(value)
     if origin is dict:
         if value is None:
@@ -369,6 +376,10 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
             where=where,
             fix="end the template with {response}, e.g. '### Response:\\n{response}'",
         )
+    for name in ("target_modules", "metrics"):
+        if not getattr(recipe, name):
+            raise RecipeError(f"field '{name}' must not be empty", where=where,
+                              fix=FIELDS[name].metadata["help"])
     unknown = [m for m in recipe.metrics if m not in METRIC_NAMES]
     if unknown:
         raise RecipeError(f"unknown metric(s) {', '.join(unknown)}", where=where,

@@ -78,7 +78,8 @@ def train_tokenizer(info: ModelInfo, texts: list[str], vocab_size: int) -> Any:
         additional_special_tokens=list(info.extra_special_tokens) or None,
         clean_up_tokenization_spaces=False,
     )
-    fast.chat_template = CHAT_TEMPLATES[info.chat_format]
+    if info.chat_format:  # models without a chat template (InkubaLM) get none
+        fast.chat_template = CHAT_TEMPLATES[info.chat_format]
     return fast
 
 
@@ -119,7 +120,7 @@ def tokenizer_corpus(recipe: Recipe, examples: list) -> list[str]:
     info = tiny_info(recipe)
     stand_in = types.SimpleNamespace(
         eos_token=info.eos_token, bos_token=info.bos_token, pad_token=info.pad_token,
-        unk_token=info.unk_token, chat_template=CHAT_TEMPLATES[info.chat_format])
+        unk_token=info.unk_token, chat_template=CHAT_TEMPLATES.get(info.chat_format, ""))
     renderer = Renderer(stand_in, recipe)
     return [renderer.render(e)[0] for e in examples]
 

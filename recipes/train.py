@@ -212,7 +212,7 @@ class Evaluation:
     def __init__(self, run_dir: Path, recipe: Recipe, backend: types.ModuleType, model: Any,
                  tokenizer: Any, data: Any) -> None:
         from recipes.data import Renderer
-        from recipes.evaluate import build_eval_set, stop_token_ids
+        from recipes.evaluate import build_eval_set, label_sets, stop_token_ids
 
         self.run_dir, self.recipe, self.backend = run_dir, recipe, backend
         self.model, self.tokenizer, self.val = model, tokenizer, data.val
@@ -221,13 +221,16 @@ class Evaluation:
         self.watch = self.items[:recipe.eval_prompts] or [
             *build_eval_set(data.splits.val, self.renderer, recipe.eval_prompts)]
         self.stop_ids = stop_token_ids(tokenizer, self.renderer)
+        every = data.splits.train + data.splits.val + data.splits.test
+        self.labels = label_sets(every, recipe.classification_tasks)
 
     def _stage(self, stage: str) -> Any:
         from recipes.evaluate import run_stage
 
         with inference(self.backend, self.model):
             return run_stage(stage, self.model, self.tokenizer, self.renderer, self.items,
-                             self.val, self.recipe, batch_size=self.recipe.eval_batch_size)
+                             self.val, self.recipe, batch_size=self.recipe.eval_batch_size,
+                             labels=self.labels)
 
     def base(self, model_path: str | Path, writer: ev.EventWriter) -> Any:
         """The base model's scores (adapter disabled), computed once per run and cached."""
@@ -395,7 +398,8 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
             tokens_median=data.stats["tokens_median"], tokens_max=data.stats["tokens_max"],
             trained_token_share=data.stats["trained_token_share"],
             truncated=data.stats["truncated"], no_trained_tokens=0,
-            max_seq_length=recipe.max_seq_length, total_steps=total, notes=data.notes))
+            max_seq_length=recipe.max_seq_length, total_steps=total, notes=data.notes,
+            task_shares=data.stats["task_shares"]))
 
         from datasets import Dataset
         from transformers import PrinterCallback

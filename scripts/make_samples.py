@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from datetime import datetime
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -290,7 +291,96 @@ def write_saudial(path: Path, rows: list[list[object]]) -> None:
     sheet.append(["english text ", "Dialect", "In-Game  Context", "Dialect Translation"])
     for dialect, english, translation, context in rows:
         sheet.append([english, dialect, context, translation])
+    # Fixed timestamps, so regenerating the sample gives the same bytes.
+    book.properties.created = book.properties.modified = datetime(2026, 1, 1)
     book.save(path)
+
+
+# ------------------------------------------------------------------------------ InkubaLM
+
+SENTIMENT = {
+    "swa": ("Tambua hisia za matini ifuatayo. Jibu kwa Chanya, Wastani au Hasi.", {
+        "Chanya": ["Ninafurahi sana leo.", "Chakula hiki ni kitamu sana.",
+                   "Asante kwa msaada wako mzuri.", "Timu yetu imeshinda mechi.",
+                   "Huduma ilikuwa nzuri sana.", "Napenda kitabu hiki."],
+        "Wastani": ["Mkutano utafanyika kesho saa tatu.", "Duka linafunguliwa asubuhi.",
+                    "Basi linaondoka saa nne.", "Leo ni Jumatatu.",
+                    "Mji uko karibu na bahari.", "Tutakutana sokoni."],
+        "Hasi": ["Nimechoka na huduma mbaya.", "Mvua imeharibu mazao yetu.",
+                 "Sipendi kelele hizi.", "Safari ilikuwa mbaya sana.",
+                 "Bei ya chakula imepanda sana.", "Simu yangu imeibiwa."]}),
+    "hau": ("Gano ra'ayin rubutun nan. Amsa da Kyakkyawa, Tsaka-tsaki ko Korau.", {
+        "Kyakkyawa": ["Ina farin ciki sosai yau.", "Abincin nan yana da daɗi.",
+                      "Na gode da taimakonka.", "Ƙungiyarmu ta yi nasara.",
+                      "Wannan littafi yana da kyau.", "Aikin ya tafi lafiya."],
+        "Tsaka-tsaki": ["Taron zai kasance gobe.", "Kasuwa tana buɗe da safe.",
+                        "Motar za ta tashi ƙarfe huɗu.", "Yau ranar Litinin ce.",
+                        "Garin yana kusa da kogi.", "Za mu haɗu a kasuwa."],
+        "Korau": ["Ban ji daɗin wannan ba.", "Ruwan sama ya lalata amfanin gona.",
+                  "Farashin abinci ya yi tsada sosai.", "An sace wayata.",
+                  "Hanyar tana da muni.", "Na gaji da wannan matsala."]}),
+}
+# premise, then hypotheses labelled 0 (entailment), 1 (neutral), 2 (contradiction)
+XNLI = {
+    "swa": [("Mtoto anacheza mpira uwanjani.",
+             ["Mtoto yuko nje.", "Mtoto anapenda shule.", "Mtoto amelala kitandani."]),
+            ("Mama anapika chakula jikoni.",
+             ["Mama yuko jikoni.", "Mama anapika wali.", "Mama yuko sokoni."]),
+            ("Wakulima wanavuna mahindi.",
+             ["Wakulima wako shambani.", "Mahindi yatauzwa kesho.", "Wakulima wamelala."]),
+            ("Mwalimu anafundisha darasani.",
+             ["Kuna mwalimu darasani.", "Wanafunzi ni thelathini.", "Darasa ni tupu."])],
+    "hau": [("Yaro yana wasan ƙwallo a filin.",
+             ["Yaro yana waje.", "Yaro yana son makaranta.", "Yaro yana barci a gado."]),
+            ("Uwa tana dafa abinci a kicin.",
+             ["Uwa tana kicin.", "Uwa tana dafa shinkafa.", "Uwa tana kasuwa."]),
+            ("Manoma suna girbin masara.",
+             ["Manoma suna gona.", "Za a sayar da masara gobe.", "Manoma suna barci."]),
+            ("Malami yana koyarwa a aji.",
+             ["Akwai malami a aji.", "Ɗalibai talatin ne.", "Ajin babu kowa."])],
+}
+MT = [("Good morning.", "Habari za asubuhi.", "Barka da safiya."),
+      ("Thank you very much.", "Asante sana.", "Na gode sosai."),
+      ("Where is the market?", "Soko liko wapi?", "Ina kasuwa take?"),
+      ("I am going home.", "Ninaenda nyumbani.", "Zan tafi gida."),
+      ("The water is clean.", "Maji ni safi.", "Ruwan yana da tsabta."),
+      ("My name is Amina.", "Jina langu ni Amina.", "Sunana Amina."),
+      ("The children are playing.", "Watoto wanacheza.", "Yara suna wasa."),
+      ("Please help me.", "Tafadhali nisaidie.", "Don Allah ka taimake ni."),
+      ("The food is ready.", "Chakula kiko tayari.", "Abinci ya yi."),
+      ("It is raining today.", "Leo mvua inanyesha.", "Ana ruwan sama yau."),
+      ("We will meet tomorrow.", "Tutaonana kesho.", "Za mu haɗu gobe."),
+      ("How much is this?", "Hii ni bei gani?", "Nawa ne wannan?")]
+INKUBA_COLUMNS = ["ID", "task", "langs", "data_source", "instruction", "inputs", "targets"]
+
+
+def inkuba_rows() -> dict[str, list[dict]]:
+    """Three files, as the challenge ships them: sentiment, AfriXNLI, and English->X MT."""
+    files: dict[str, list[dict]] = {"sentiment": [], "xnli": [], "mt": []}
+    for lang, (instruction, labelled) in SENTIMENT.items():
+        for label, sentences in labelled.items():
+            for text in sentences:
+                files["sentiment"].append({"task": "sentiment", "langs": lang,
+                                           "instruction": instruction, "inputs": text,
+                                           "targets": label})
+    for lang, items in XNLI.items():
+        for premise, hypotheses in items:
+            for label, hypothesis in enumerate(hypotheses):
+                files["xnli"].append({
+                    "task": "xnli", "langs": lang,
+                    "instruction": "Is the following question True, False or Neither?",
+                    "inputs": f"{premise} Question: {hypothesis} True, False or Neither?",
+                    "targets": str(label)})
+    for english, swahili, hausa in MT:
+        for lang, target, name in (("eng-swa", swahili, "Swahili"), ("eng-hau", hausa, "Hausa")):
+            files["mt"].append({"task": "mmt", "langs": lang,
+                                "instruction": f"Translate this English text to {name}.",
+                                "inputs": english, "targets": target})
+    for task, rows in files.items():
+        for i, row in enumerate(rows):
+            row["ID"] = f"ID_{task}_{i:04d}"
+            row["data_source"] = "slothlab-sample"
+    return files
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str], *, crlf: bool = False) -> None:
@@ -309,6 +399,9 @@ def main() -> None:
               ["question", "answer", "source", "focus_area"])
     write_csv(DATA / "afrimedqa_sample.csv", afrimed_rows(), AFRIMED_COLUMNS, crlf=True)
     write_saudial(DATA / "saudial_sample.xlsx", saudial_rows(rng))
+    for task, rows in inkuba_rows().items():
+        write_csv(DATA / f"inkuba_{task}_sample.csv", rows, INKUBA_COLUMNS)
+        print(f"wrote {DATA / f'inkuba_{task}_sample.csv'}")
     for name in ("finetome_sample.jsonl", "medquad_sample.csv", "afrimedqa_sample.csv",
                  "saudial_sample.xlsx"):
         print(f"wrote {DATA / name}")

@@ -100,3 +100,23 @@ def test_cached_eval_computes_once(tmp_path: Path) -> None:
     assert (hit1, hit2) == (False, True) and first == second and len(calls) == 1
     cached_eval(tmp_path, "base", "k2", compute)
     assert len(calls) == 2, "a different model or eval set is a different cache entry"
+
+
+def test_label_picking_returns_the_likeliest_candidate(tiny_model, tiny_llama_tokenizer) -> None:
+    import torch
+
+    from recipes.evaluate import pick_labels
+
+    tok = tiny_llama_tokenizer
+    prompt = "### Instruction:\nLabel it.\n\n### Response:\n"
+    labels = ["Chanya", "Hasi", "Wastani"]
+    [picked] = pick_labels(tiny_model, tok, [prompt], [labels], tok.eos_token)
+    # Recompute each candidate's log-likelihood by hand and check the choice.
+    scores = []
+    for label in labels:
+        [prompt_ids] = encode_prompts(tok, [prompt])
+        [ids] = encode_prompts(tok, [prompt + label + tok.eos_token])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(tiny_model(torch.tensor([ids])).logits[0], -1)
+        scores.append(sum(float(logprobs[p - 1, ids[p]]) for p in range(len(prompt_ids), len(ids))))
+    assert picked == labels[max(range(3), key=scores.__getitem__)]

@@ -83,3 +83,27 @@ def test_length_stats_and_change() -> None:
     assert M.length_stats(["a b c", "a", "a b"]) == {"mean_words": 2.0, "median_words": 2.0}
     assert M.change(0.4732, 0.5323)["relative"] == pytest.approx(0.1249, abs=1e-4)
     assert M.change(0.0, 0.5)["relative"] is None
+
+
+def test_zindi_score_hand_worked() -> None:
+    values = {"f1/sentiment/hau": 0.4, "f1/sentiment/swa": 0.6, "f1/xnli/hau": 0.3,
+              "f1/xnli/swa": 0.5, "chrf/mt": 20.0}
+    avg = (0.4 + 0.6 + 0.3 + 0.5 + 0.2) / 5
+    scores = M.zindi(values, params=210_969_600)  # half the reference size
+    assert scores["zindi_avg"] == pytest.approx(avg)
+    assert scores["zindi"] == pytest.approx((avg + 0.5 * avg) / 2)
+    assert M.zindi(values, params=M.ZINDI_REFERENCE_PARAMS)["zindi"] == pytest.approx(avg / 2)
+
+
+def test_by_task_breakdown() -> None:
+    from types import SimpleNamespace as Item
+
+    items = [Item(task="sentiment", lang="swa", reference="Chanya"),
+             Item(task="sentiment", lang="swa", reference="Hasi"),
+             Item(task="mt", lang="swa", reference="Asante sana."),
+             Item(task="mt", lang="hau", reference="Na gode sosai.")]
+    outputs = ["Chanya", "Chanya", "Asante sana.", "Na gode."]
+    scores = M.by_task(outputs, items, ("sentiment",))
+    assert scores["accuracy/sentiment/swa"] == 0.5
+    assert scores["chrf/mt/swa"] == pytest.approx(100.0)
+    assert 0 < scores["chrf/mt/hau"] < 100 and 0 < scores["chrf/mt"] < 100

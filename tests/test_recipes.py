@@ -14,7 +14,7 @@ from recipes.registry import bundled
 from recipes.schema import load_recipe
 from recipes.train import PROJECT_ROOT, RunOptions, data_source, run
 
-SEEDS = ("finetome-llama3.2-3b", "medqa-tinyllama", "saudial-lfm2")
+SEEDS = ("finetome-llama3.2-3b", "medqa-tinyllama", "saudial-lfm2", "inkuba-multitask")
 
 
 def recipe(name: str, *overrides: str):
@@ -74,7 +74,7 @@ def test_medqa_merges_cleans_and_reports() -> None:
 
 
 def test_medqa_without_afrimed_runs_on_medquad_and_says_so(tmp_path: Path) -> None:
-    _, data = loaded("medqa-tinyllama", f"sample_extra_dataset={tmp_path / 'gated.csv'}")
+    _, data = loaded("medqa-tinyllama", f"sample_extra_datasets=[{tmp_path / 'gated.csv'}]")
     assert any("MedQuAD alone" in n for n in data.notes)
     assert not any(q.fields["instruction"].startswith("How can I") for q in data.examples)
 
@@ -135,7 +135,7 @@ def test_tiny_run_end_to_end(name: str, runs_dir: Path, tiny_cache: Path) -> Non
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     config = json.loads((run_dir / "base" / "config.json").read_text(encoding="utf-8"))
     expected = {"finetome-llama3.2-3b": "LlamaForCausalLM", "medqa-tinyllama": "LlamaForCausalLM",
-                "saudial-lfm2": "Lfm2ForCausalLM"}[name]
+                "saudial-lfm2": "Lfm2ForCausalLM", "inkuba-multitask": "LlamaForCausalLM"}[name]
     assert config["architectures"] == [expected]
     adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
     assert set(adapter["target_modules"]) == set(r.target_modules)
@@ -149,3 +149,32 @@ def test_real_mode_without_the_hub_fails_fast(name: str, runs_dir: Path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and not list(runs_dir.iterdir())
     assert "--tiny" in err or "dataset file not found" in err, err
+
+
+def test_inkuba_reads_three_task_files_with_task_and_language() -> None:
+    r, data = loaded("inkuba-multitask")
+    assert r.trust_remote_code, "InkubaLM needs remote code, and the recipe asks for it"
+    groups = {(e.meta["task"], e.meta["lang"]) for e in data.examples}
+    assert groups == {("sentiment", "swa"), ("sentiment", "hau"), ("xnli", "swa"),
+                      ("xnli", "hau"), ("mt", "swa"), ("mt", "hau")}
+
+
+def test_remote_code_is_never_enabled_implicitly() -> None:
+    assert not any(recipe(n).trust_remote_code for n in bundled() if n != "inkuba-multitask")
+
+
+def test_task_balancing_evens_trained_token_shares(tiny_llama_tokenizer) -> None:
+    from recipes.data import prepare
+
+    r, data = loaded("inkuba-multitask")
+    prepared = prepare(r, tiny_llama_tokenizer, data.examples, data.skipped, data.n_rows,
+                       source="inkuba")
+    shares = prepared.stats["task_shares"]
+    assert shares["before"]["mt"] > 0.5, "MT dominates the trained tokens before balancing"
+    assert all(abs(v - 1 / 3) < 0.05 for v in shares["after"].values()), shares["after"]
+    unbalanced = prepare(load_recipe(bundled()["inkuba-multitask"],
+                                     overrides=["tiny=true", "task_balance=none"]),
+                         tiny_llama_tokenizer, data.examples, data.skipped, data.n_rows,
+                         source="inkuba")
+    assert "after" not in unbalanced.stats["task_shares"]
+    assert len(prepared.train) > len(unbalanced.train)

@@ -68,6 +68,9 @@ class RichRenderer:
         table.add_row("trained tokens", f"{e.trained_token_share:.1%} (responses only)")
         table.add_row("truncated", f"{e.truncated} at max_seq_length={e.max_seq_length}")
         table.add_row("steps", str(e.total_steps))
+        for stage, shares in e.task_shares.items():
+            table.add_row(f"task tokens {stage}",
+                          " · ".join(f"{task} {share:.0%}" for task, share in shares.items()))
         for note in e.notes:
             table.add_row("note", note)
         self._print(table)
