@@ -409,6 +409,8 @@ def recipe_from_mapping(
         key, value = parse_override(text)
         values[key] = coerce(key, value, where=f"--set {text}")
         from_cli.add(key)
+    if values.get("tiny") and "dataset" in from_cli:
+        values["sample_dataset"] = values["dataset"]  # an explicit dataset wins over the sample
     if values.get("tiny"):
         for key, value in values.get("tiny_overrides", {}).items():
             if key not in from_cli:

@@ -102,13 +102,9 @@ def describe_device(device: str) -> str:
 
 
 def data_source(recipe: Recipe) -> str:
-    """Tiny mode uses the recipe's sample unless ``dataset`` is a local file that exists."""
-    from recipes.data import resolve_path
-
+    """Tiny mode reads the recipe's sample (``--set dataset=...`` sets it too)."""
     if recipe.tiny and recipe.sample_dataset:
-        local = resolve_path(recipe.dataset, base_dirs=[PROJECT_ROOT])
-        if local is None or not local.exists():
-            return recipe.sample_dataset
+        return recipe.sample_dataset
     return recipe.dataset
 
 

@@ -1,0 +1,244 @@
+"""The Unsloth backend against the installed unsloth, on a CPU.
+
+Every keyword recipes/backends/unsloth.py passes to FastLanguageModel is recorded through a
+fake `unsloth` module, then checked against the real signatures, read in a child process with
+UNSLOTH_ALLOW_CPU=1 (unsloth's test switch; never set in this process) or, if even that import
+fails, from the installed source with ast. A keyword that only lands in **kwargs does not
+count: Unsloth would ignore it silently. The backend auto-selection is tested case by case,
+and a GPU-marked test trains a few steps through the real thing.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from recipes.backends import select_backend
+from recipes.errors import BackendError
+from recipes.schema import Recipe, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("from_pretrained", "get_peft_model", "for_inference", "for_training")
+
+SIGNATURES_CODE = """
+import inspect, json, sys
+from unsloth import FastLanguageModel
+out = {}
+for name in METHODS:
+    params = inspect.signature(getattr(FastLanguageModel, name)).parameters.values()
+    out[name] = [p.name for p in params
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+sys.stdout.write("SIGNATURES " + json.dumps(out) + "\\n")
+""".replace("METHODS", repr(METHODS))
+
+
+class FakeFastLanguageModel:
+    calls: list[tuple[str, tuple, dict]] = []
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        cls.calls.append(("from_pretrained", args, kwargs))
+        return "model", "tokenizer"
+
+    @classmethod
+    def get_peft_model(cls, *args, **kwargs):
+        cls.calls.append(("get_peft_model", args, kwargs))
+        return "peft-model"
+
+    @classmethod
+    def for_inference(cls, *args, **kwargs):
+        cls.calls.append(("for_inference", args, kwargs))
+
+    @classmethod
+    def for_training(cls, *args, **kwargs):
+        cls.calls.append(("for_training", args, kwargs))
+
+
+@pytest.fixture()
+def recorded_calls(monkeypatch):
+    """Drive the backend module against a fake unsloth; return {method: (args, kwargs)}."""
+    fake = types.ModuleType("unsloth")
+    fake.FastLanguageModel = FakeFastLanguageModel
+    monkeypatch.setitem(sys.modules, "unsloth", fake)
+    FakeFastLanguageModel.calls = []
+    from recipes.backends import unsloth as backend
+
+    recipe = Recipe(model="unsloth/tinyllama-chat-bnb-4bit", max_seq_length=512,
+                    compute_dtype="bfloat16", lora_r=8, lora_alpha=32, lora_dropout=0.05,
+                    target_modules=["q_proj", "v_proj"], seed=1234, trust_remote_code=False)
+    assert backend.load("/models/x", recipe, "cuda") == ("peft-model", "tokenizer")
+    backend.for_inference("peft-model")
+    if hasattr(backend, "for_training"):
+        backend.for_training("peft-model")
+    return recipe, {name: (args, kwargs) for name, args, kwargs in FakeFastLanguageModel.calls}
+
+
+def test_backend_passes_the_recipe_to_unsloth(recorded_calls):
+    import torch
+
+    recipe, calls = recorded_calls
+    _, loaded = calls["from_pretrained"]
+    assert loaded["model_name"] == "/models/x"
+    assert loaded["max_seq_length"] == 512
+    assert loaded["dtype"] == torch.bfloat16
+    assert loaded["load_in_4bit"] is True
+    args, peft = calls["get_peft_model"]
+    assert args == ("model",)
+    assert (peft["r"], peft["lora_alpha"], peft["lora_dropout"]) == (8, 32, 0.05)
+    assert peft["target_modules"] == ["q_proj", "v_proj"]
+    assert peft["bias"] == "none"
+    assert peft["use_gradient_checkpointing"] == "unsloth"
+    assert peft["random_state"] == 1234
+    assert calls["for_inference"][0] == ("peft-model",)
+
+
+def _signatures_from_child(cwd: Path) -> tuple[dict[str, list[str]] | None, str]:
+    env = {**os.environ, "UNSLOTH_ALLOW_CPU": "1"}
+    # cwd: unsloth writes an unsloth_compiled_cache/ folder where it is imported
+    proc = subprocess.run([sys.executable, "-c", SIGNATURES_CODE], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+    for line in proc.stdout.splitlines():
+        if line.startswith("SIGNATURES "):
+            return json.loads(line.removeprefix("SIGNATURES ")), "inspect.signature"
+    return None, (proc.stderr.strip().splitlines() or ["no output"])[-1]
+
+
+def _signatures_from_source() -> dict[str, list[str]]:
+    """FastLanguageModel's methods, read from the installed unsloth/models/loader.py with ast."""
+    spec = importlib.util.find_spec("unsloth")
+    assert spec is not None and spec.origin, "unsloth is not installed"
+    models = Path(spec.origin).parent / "models"
+    by_class: dict[str, dict[str, tuple[list[str], bool]]] = {}
+    for path in sorted(models.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name in ("FastLanguageModel",
+                                                                 "FastLlamaModel"):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name in METHODS:
+                        names = [a.arg for a in item.args.args + item.args.kwonlyargs]
+                        # @functools.wraps(FastLlamaModel.x) def x(model, *args, **kwargs)
+                        forwards = any("wraps" in ast.unparse(d) for d in item.decorator_list)
+                        by_class.setdefault(node.name, {})[item.name] = (names, forwards)
+    # FastLanguageModel inherits from FastLlamaModel; where its own method only forwards
+    # **kwargs (functools.wraps of FastLlamaModel's), the parameters are FastLlamaModel's.
+    found: dict[str, list[str]] = {}
+    base, own = by_class.get("FastLlamaModel", {}), by_class.get("FastLanguageModel", {})
+    for method in METHODS:
+        if method in own and not (own[method][1] and method in base):
+            found[method] = own[method][0]
+        elif method in base:
+            found[method] = base[method][0]
+    return found
+
+
+@pytest.fixture(scope="module")
+def real_signatures(tmp_path_factory):
+    signatures, how = _signatures_from_child(tmp_path_factory.mktemp("unsloth-signatures"))
+    if signatures is None:
+        signatures, how = _signatures_from_source(), f"ast (import failed: {how})"
+    return signatures, how
+
+
+def test_every_keyword_exists_in_the_installed_unsloth(recorded_calls, real_signatures):
+    _, calls = recorded_calls
+    signatures, how = real_signatures
+    for method, (args, kwargs) in calls.items():
+        assert method in signatures, f"FastLanguageModel.{method} not found ({how})"
+        params = signatures[method]
+        unknown = [k for k in kwargs if k not in params]
+        assert not unknown, (f"FastLanguageModel.{method} has no parameter(s) {unknown} in the "
+                             f"installed unsloth (read via {how}); it takes {params}")
+        assert len(args) <= len(params), f"{method}: too many positional arguments"
+
+
+def test_ast_fallback_reads_the_same_parameters(real_signatures):
+    signatures, how = real_signatures
+    if how != "inspect.signature":
+        pytest.skip(f"no live signatures to compare with ({how})")
+    from_source = _signatures_from_source()
+    for method in METHODS:
+        assert from_source.get(method) == signatures[method], method
+
+
+def test_installed_unsloth_defaults_we_rely_on(real_signatures):
+    signatures, _ = real_signatures
+    for name in ("use_gradient_checkpointing", "random_state", "bias", "lora_dropout"):
+        assert name in signatures["get_peft_model"], name
+
+
+# -- auto selection, each case -------------------------------------------------------------------
+
+
+def test_no_cuda_auto_picks_reference_and_says_why():
+    choice = select_backend("auto", cuda=False, unsloth_problem=None)
+    assert choice.name == "reference" and "no CUDA device" in choice.reason
+
+
+def test_no_cuda_unsloth_requested_is_a_clear_error():
+    with pytest.raises(BackendError) as err:
+        select_backend("unsloth", cuda=False, unsloth_problem=None)
+    assert "needs a CUDA GPU" in err.value.what and err.value.fix
+
+
+def test_cuda_and_importable_picks_unsloth():
+    for requested in ("auto", "unsloth"):
+        choice = select_backend(requested, cuda=True, unsloth_problem=None)
+        assert choice.name == "unsloth" and "unsloth" in choice.reason
+
+
+def test_cuda_but_import_fails_auto_falls_back_with_the_reason():
+    problem = "import unsloth failed: ImportError: broken wheel"
+    choice = select_backend("auto", cuda=True, unsloth_problem=problem)
+    assert choice.name == "reference" and "broken wheel" in choice.reason
+
+
+def test_cuda_but_import_fails_unsloth_requested_is_an_error():
+    with pytest.raises(BackendError) as err:
+        select_backend("unsloth", cuda=True, unsloth_problem="unsloth is not installed")
+    assert "not installed" in err.value.what
+
+
+def test_reference_requested_is_reference_anywhere():
+    for cuda in (False, True):
+        choice = select_backend("reference", cuda=cuda, unsloth_problem=None)
+        assert choice.name == "reference" and "requested" in choice.reason
+
+
+def test_real_import_failure_on_this_machine_is_caught(monkeypatch):
+    """On a CPU the real `import unsloth` raises; auto must fall back, never propagate it."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    choice = select_backend("auto", cuda=False)
+    assert choice.name == "reference"
+
+
+# -- the real thing, on a GPU --------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+def test_unsloth_backend_trains_a_few_steps(tmp_path):
+    from recipes.train import RunOptions, run
+
+    recipe = load_recipe(ROOT / "recipes/configs/demo.yaml",
+                         overrides=["max_steps=3", "logging_steps=1", "eval_steps=0",
+                                    "save_steps=3",
+                                    "eval_samples=2", "eval_prompts=1", "max_new_tokens=4"])
+    run_dir = run(recipe, RunOptions(backend="unsloth", runs_root=tmp_path / "runs",
+                                     cache_dir=tmp_path / "cache"))
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    started = next(e for e in events if e["type"] == "run_started")
+    assert started["backend"] == "unsloth"
+    assert any(e["type"] == "finished" for e in events), events[-1]
+    losses = [e["loss"] for e in events if e["type"] == "step"]
+    assert losses and all(loss == loss for loss in losses)  # no NaN
