@@ -384,7 +384,8 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
         model, tokenizer = load_model(backend, model_path, recipe, device)
 
         data = prepare(recipe, tokenizer, loaded.examples, loaded.skipped, loaded.n_rows,
-                       source=source, notes=loaded.notes)
+                       source=source, notes=[*fit_warning(recipe, device, choice.name),
+                                             *loaded.notes])
         evaluation = Evaluation(run_dir, recipe, backend, model, tokenizer, data)
         steps_per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
                               // recipe.gradient_accumulation_steps)
@@ -446,6 +447,19 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     finally:
         restore_sigint()
         writer.close()
+
+
+def fit_warning(recipe: Recipe, device: str, backend: str) -> list[str]:
+    """A preflight note when the VRAM estimate says this recipe will not fit the card."""
+    if device != "cuda" or recipe.tiny:
+        return []
+    from kernels_check.fit import detect_vram_gib, estimate
+
+    report = estimate(recipe, detect_vram_gib(), backend=backend)
+    if report.verdict != "does not fit":
+        return []
+    return [f"WARNING: estimated peak {report.total_gib:.1f} GiB does not fit this "
+            f"{report.vram_gib:.0f} GiB card; {report.advice}"]
 
 
 def trainer_class(device: str) -> type:

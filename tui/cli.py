@@ -57,11 +57,13 @@ def cmd_list() -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from kernels_check.fit import estimate
     from recipes.registry import bundled
     from recipes.schema import load_recipe
 
-    table = Table(title="slothlab recipes", title_justify="left")
-    for col in ("recipe", "task", "model", "dataset", "description"):
+    table = Table(title="slothlab recipes (VRAM: estimated peak with the unsloth backend; "
+                        "`slothlab check --vram N` says what fits a card)", title_justify="left")
+    for col in ("recipe", "task", "model", "dataset", "VRAM", "description"):
         table.add_column(col, overflow="fold")
     for name, path in bundled().items():
         try:
@@ -69,8 +71,11 @@ def cmd_list() -> int:
         except SlothlabError as exc:
             table.add_row(name, "", "", "", f"[red]invalid: {exc.what}[/]")
             continue
-        model = f"{r.model} (tiny)" if r.tiny else r.model
-        table.add_row(name, r.task, model, r.dataset, r.description)
+        model = f"{r.model} (tiny: CPU)" if r.tiny else r.model
+        fit = estimate(r)
+        vram = ("none (CPU)" if r.tiny else
+                f"{fit.total_gib:.1f} GiB" if fit.total_gib else f"? ({fit.reason})")
+        table.add_row(name, r.task, model, r.dataset, vram, r.description)
     Console().print(table)
     return EXIT_OK
 
