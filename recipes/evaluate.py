@@ -83,6 +83,20 @@ def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
     return tokenizer(prompts, add_special_tokens=special)["input_ids"]
 
 
+def pad(seqs: list[list[int]], pad_id: int, *, left: bool = False) -> tuple[Any, Any]:
+    """(ids, attention mask) tensors for ``seqs``, padded on the right (or left)."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        cols = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, cols] = torch.tensor(seq, dtype=torch.long)
+        mask[row, cols] = 1
+    return ids, mask
+
+
 def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int,
              stop_ids: list[int], batch_size: int = 16) -> list[str]:
     """Greedy answers, batched: prompts sorted by length, left-padded, restored to order."""
@@ -100,13 +114,8 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: 
     try:
         for lo in range(0, len(order), batch_size):
             idx = order[lo:lo + batch_size]
-            width = max(len(encoded[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                seq = encoded[i]
-                ids[row, width - len(seq):] = torch.tensor(seq)
-                mask[row, width - len(seq):] = 1
+            ids, mask = pad([encoded[i] for i in idx], pad_id, left=True)
+            width = ids.shape[1]
             with torch.no_grad():
                 out = model.generate(
                     input_ids=ids.to(device), attention_mask=mask.to(device),
@@ -136,14 +145,8 @@ def mean_loss(model: Any, items: list[Tokenized], batch_size: int = 8) -> float 
     try:
         for lo in range(0, len(items), batch_size):
             batch = items[lo:lo + batch_size]
-            width = max(len(t.input_ids) for t in batch)
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, t in enumerate(batch):
-                ids[row, :len(t.input_ids)] = torch.tensor(t.input_ids)
-                labels[row, :len(t.labels)] = torch.tensor(t.labels)
-                mask[row, :len(t.input_ids)] = 1
+            ids, mask = pad([t.input_ids for t in batch], 0)
+            labels, _ = pad([t.labels for t in batch], IGNORE_INDEX)
             n = int((labels[:, 1:] != IGNORE_INDEX).sum())
             if n == 0:
                 continue
@@ -241,12 +244,7 @@ def pick_labels(model: Any, tokenizer: Any, prompts: list[str], candidates: list
         for prompt, labels in zip(prompts, candidates, strict=True):
             [prompt_ids] = encode_prompts(tokenizer, [prompt])
             full = encode_prompts(tokenizer, [prompt + label + end for label in labels])
-            width = max(len(f) for f in full)
-            ids = torch.zeros((len(full), width), dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, seq in enumerate(full):
-                ids[row, :len(seq)] = torch.tensor(seq)
-                mask[row, :len(seq)] = 1
+            ids, mask = pad(full, 0)
             with torch.no_grad():
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()

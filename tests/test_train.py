@@ -137,7 +137,7 @@ def test_adapter_loads_onto_the_base_with_peft_and_generates(demo_run) -> None:
 def test_json_stream_is_only_events(tmp_path: Path, tiny_cache: Path) -> None:
     proc = subprocess.run(
         [*SLOTHLAB, "--recipe", "demo", "--json", "--set", "max_steps=4", "--set", "eval_steps=0",
-         "--set", "eval_samples=4",
+         "--set", "eval_samples=2", "--set", "max_new_tokens=4",
          "--runs-dir", str(tmp_path / "runs")],
         capture_output=True, text=True, env=env_with_cache(tiny_cache), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -147,6 +147,7 @@ def test_json_stream_is_only_events(tmp_path: Path, tiny_cache: Path) -> None:
 
 def train(recipe_overrides: list[str], runs: Path, cache: Path, **options) -> Path:
     recipe = load_recipe(bundled()["demo"], overrides=["logging_steps=1", "eval_steps=0",
+                                                       "eval_samples=2", "max_new_tokens=4",
                                                        *recipe_overrides])
     return run(recipe, RunOptions(runs_root=runs, cache_dir=cache, **options))
 
