@@ -333,6 +333,12 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     """Train ``recipe``; returns the run directory. Raises SlothlabError on bad input."""
     resume_checkpoint: Path | None = None
     if options.resume_dir is not None:
+        finished = [e for e in ev.read_events(options.resume_dir / EVENTS_FILE)
+                    if e.type in ev.TERMINAL]
+        if finished and finished[-1].type == "finished":
+            raise RunDirError("this run already finished", where=str(options.resume_dir),
+                              fix=f"re-evaluate it with `slothlab eval {options.resume_dir}`, "
+                                  "or start a new run with more steps")
         resume_checkpoint = latest_checkpoint(options.resume_dir)
         if resume_checkpoint is None:
             raise RunDirError("this run has no checkpoint to resume from",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from recipes import events as ev
 from tui.cli import EXIT_BAD_INPUT, main
 
 DEMO = ["--recipe", "demo"]
@@ -28,7 +29,8 @@ def existing_runs(runs_dir: Path) -> Path:
     old = runs_dir / "20260101-000000-demo"
     (old / "checkpoints" / "checkpoint-5").mkdir(parents=True)
     (old / "recipe.yaml").write_text("name: demo\n", encoding="utf-8")
-    (old / "events.jsonl").write_text('{"type": "finished"}\n', encoding="utf-8")
+    finished = ev.Finished(step=5, final_loss=1.0, adapter_dir=str(old / "adapter"), seconds=1.0)
+    (old / "events.jsonl").write_text(finished.to_json() + "\n", encoding="utf-8")
     return runs_dir
 
 
@@ -126,6 +128,19 @@ def test_resume_without_checkpoint_leaves_the_run_alone(runs_dir, capsys) -> Non
     (run / "events.jsonl").write_text("", encoding="utf-8")
     err = refuse(["--resume", str(run)], runs_dir, capsys)
     assert "no checkpoint to resume from" in err
+
+
+def test_resume_of_a_finished_run(existing_runs, capsys) -> None:
+    from recipes.registry import bundled
+
+    run = next(existing_runs.iterdir())
+    (run / "recipe.yaml").write_text(bundled()["demo"].read_text(encoding="utf-8"),
+                                     encoding="utf-8")
+    before = snapshot(existing_runs)
+    code = main(["--resume", str(run), "--runs-dir", str(existing_runs)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and "already finished" in err and "slothlab eval" in err
+    assert snapshot(existing_runs) == before
 
 
 def test_resume_refuses_recipe_changes(existing_runs, capsys) -> None:
