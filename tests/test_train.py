@@ -195,3 +195,19 @@ def test_sigint_stops_with_a_checkpoint_and_exit_130(tmp_path: Path, tiny_cache:
     assert last.type == "stopped" and last.checkpoint, last
     assert Path(last.checkpoint).is_dir()
     assert last.resume_command.startswith("slothlab --resume ")
+
+
+def test_real_mode_with_a_local_model_folder(runs_dir: Path, tiny_cache: Path) -> None:
+    """Not tiny: the model comes from `--set model=/local/folder`, as on a machine with no hub."""
+    from recipes.data import load_examples
+    from recipes.tiny import build_tiny_model, tokenizer_corpus
+
+    demo = load_recipe(bundled()["demo"])
+    examples = load_examples(demo, str(Path(__file__).parents[1] / demo.dataset)).examples
+    folder = build_tiny_model(demo, tokenizer_corpus(demo, examples), tiny_cache)
+    run_dir = train(["tiny=false", f"model={folder}", "max_steps=3"], runs_dir, tiny_cache)
+    events = ev.read_events(run_dir / "events.jsonl")
+    assert events[0].tiny is False and events[-1].type == "finished"
+    assert not (run_dir / "base").exists(), "only tiny mode copies a base model into the run"
+    adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
+    assert adapter["base_model_name_or_path"] == str(folder)
