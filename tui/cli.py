@@ -7,6 +7,7 @@
     slothlab --list                            # bundled recipes
     slothlab --fields                          # every recipe field: type, default, bounds, help
     slothlab                                   # the terminal UI
+    slothlab tui [--runs-dir DIR] [--tiny] [--light]   # ... with options
     slothlab check [--vram 6] [--json]         # device report, kernel numerics, VRAM fit
     slothlab eval RUN_DIR [--base]             # re-run a finished run's evaluation
 
@@ -159,10 +160,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = ("check", "eval")
+SUBCOMMANDS = ("check", "eval", "tui")
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
+    if name == "tui":
+        return run_tui(argv)
     if name == "check":
         from kernels_check.cli import main as check_main
 
@@ -172,10 +175,10 @@ def run_subcommand(name: str, argv: list[str]) -> int:
     return eval_main(argv)
 
 
-def run_tui() -> int:
+def run_tui(argv: list[str] | None = None) -> int:
     from tui.app import main as tui_main
 
-    return tui_main()
+    return tui_main(argv or [])
 
 
 def main(argv: list[str] | None = None) -> int:

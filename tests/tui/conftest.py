@@ -1,0 +1,174 @@
+"""TUI test fixtures: a fake `slothlab` command, a fake device probe and fit estimator, and
+deterministic past runs written into a temporary working directory."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from recipes import events as ev
+from recipes.registry import bundled
+from recipes.schema import Recipe, dump_recipe, load_recipe
+from tui.app import SlothlabApp
+from tui.device import DeviceInfo
+from tui.fit import Fit
+
+HERE = Path(__file__).resolve().parent
+FAKE_SLOTHLAB = (sys.executable, str(HERE / "fake_slothlab.py"))
+T0 = 1795300000.0  # fixed event times: elapsed and ETA render the same on every run
+
+GPU_12 = {"torch": "2.14.1", "cuda_available": True, "gpu_name": "NVIDIA GeForce RTX 3060",
+          "vram_total_gib": 12.0, "vram_free_gib": 11.2, "bf16": True, "unsloth": "2026.10.7",
+          "unsloth_importable": True, "backend": "unsloth",
+          "backend_reason": "CUDA device and unsloth importable"}
+CPU_ONLY = {"torch": "2.14.1", "cuda_available": False, "gpu_name": None,
+            "vram_total_gib": None, "bf16": False, "unsloth": None, "unsloth_importable": False,
+            "backend": "reference",
+            "backend_reason": "no CUDA device: reference backend (transformers + bitsandbytes)"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests (Pilot) in a fresh event loop; no plugin needed."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
+
+
+def fake_fit(recipe: Recipe, vram_gib: float | None) -> Fit:
+    """A deterministic stand-in for kernels_check.fit.estimate."""
+    weights = 0.1 if recipe.tiny else 0.8
+    activations = recipe.batch_size * recipe.max_seq_length / 1024
+    lora = recipe.lora_r / 64
+    total = weights + activations + lora + 0.5
+    vram = vram_gib or 8.0
+    verdict = "fits" if total < 0.8 * vram else "tight" if total <= vram else "does not fit"
+    return Fit(verdict=verdict, total_gib=total, vram_gib=vram,
+               components={"weights": weights, "activations": activations, "lora": lora,
+                           "cuda_context": 0.5},
+               max_batch_size=max(1, int((vram - weights - lora - 0.5) / (activations or 1)
+                                         * recipe.batch_size)),
+               advice="" if verdict == "fits" else "lower batch_size or max_seq_length")
+
+
+def device_probe(raw: dict | None = None, error: str = "") -> Callable:
+    async def probe() -> DeviceInfo:
+        return DeviceInfo(raw=dict(raw or {}), error=error)
+
+    return probe
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test in its own working directory, cache and (bundled-only, demo-only) catalog."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLOTHLAB_CACHE", str(tmp_path / "cache"))
+    demo = bundled()["demo"]
+    monkeypatch.setattr("tui.catalog.bundled", lambda: {"demo": demo})
+
+
+@pytest.fixture()
+def make_app(tmp_path: Path) -> Callable[..., SlothlabApp]:
+    def make(**kwargs) -> SlothlabApp:
+        options = dict(runs_dir=Path("runs"), saved_dir=Path("my_recipes"),
+                       slothlab=FAKE_SLOTHLAB, device_probe=device_probe(CPU_ONLY),
+                       fit_estimator=fake_fit, stop_grace=5.0)
+        options.update(kwargs)
+        return SlothlabApp(**options)
+
+    return make
+
+
+# -- deterministic past runs ---------------------------------------------------------------
+def loss_at(step: int, speed: float = 1.0) -> float:
+    return 0.9 + 6.0 * math.exp(-step * speed / 40) + 0.08 * math.sin(step / 3)
+
+
+def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
+              report: bool = False, every: int = 5, speed: float = 1.0) -> Path:
+    """A run directory with events at fixed times: outcome finished | stopped | failed."""
+    run_dir = runs / name
+    run_dir.mkdir(parents=True)
+    recipe = load_recipe(bundled()["demo"])
+    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    rel = f"runs/{name}"
+    t = T0
+    out = [ev.RunStarted(run_dir=rel, recipe="demo", backend="reference",
+                         backend_reason="no CUDA device: reference backend", device="CPU (2 cores)",
+                         tiny=True, pid=0, time=t),
+           ev.Preflight(splits={"train": 203, "val": 25, "test": 25}, tokens_min=25,
+                        tokens_median=27.5, tokens_max=49, trained_token_share=0.28, truncated=0,
+                        no_trained_tokens=0, max_seq_length=128, total_steps=steps, time=t + 3)]
+    for step in range(every, until + 1, every):
+        t = T0 + 3 + step * 0.05
+        out.append(ev.Step(step=step, total_steps=steps, epoch=step / 26,
+                           loss=loss_at(step, speed), learning_rate=3e-3 * (1 - step / steps), grad_norm=2.0 / (1 + step / 50),
+                           tokens_per_second=7400.0,
+                           memory=ev.Memory("rss", 1150.0 + step / 3, 1210.0 + step / 3, 24105.0),
+                           time=t))
+        if step % 100 == 0:
+            out.append(ev.Eval(step=step, loss=loss_at(step, speed) + 0.25, perplexity=math.exp(
+                loss_at(step, speed) + 0.25), samples=[
+                ev.Sample("What is the capital of France?", "Paris.", "Paris is the capital."),
+                ev.Sample("Name a primary colour.", "Red.", "Blue.")], time=t + 0.01))
+            out.append(ev.Checkpoint(step=step, path=f"{rel}/checkpoints/checkpoint-{step}",
+                                     time=t + 0.02))
+            (run_dir / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+    if outcome == "finished":
+        out.append(ev.Metrics(stage="base", values={"rouge_l": 0.121, "exact_match": 0.0},
+                              time=t + 1))
+        out.append(ev.Metrics(stage="finetuned", values={"rouge_l": 0.412, "exact_match": 0.2},
+                              time=t + 2))
+        out.append(ev.Finished(step=until, final_loss=loss_at(until, speed),
+                               adapter_dir=f"{rel}/adapter", seconds=t + 3 - T0, time=t + 3))
+        (run_dir / "adapter").mkdir()
+    elif outcome == "stopped":
+        (run_dir / "checkpoints" / f"checkpoint-{until}").mkdir(parents=True, exist_ok=True)
+        out.append(ev.Checkpoint(step=until, path=f"{rel}/checkpoints/checkpoint-{until}",
+                                 time=t + 0.5))
+        out.append(ev.Stopped(step=until, checkpoint=f"{rel}/checkpoints/checkpoint-{until}",
+                              resume_command=f"slothlab --resume {rel}", time=t + 1))
+    elif outcome == "failed":
+        out.append(ev.Failed(error="OutOfMemoryError: CUDA out of memory. Tried to allocate "
+                                   "2.00 GiB", advice="CUDA ran out of memory: lower batch_size or "
+                                   "max_seq_length, keep gradient_checkpointing on", step=until,
+                             time=t + 1))
+    (run_dir / "events.jsonl").write_text("".join(e.to_json() + "\n" for e in out),
+                                          encoding="utf-8")
+    if report:
+        (run_dir / "report.json").write_text(json.dumps({
+            "metrics": {"rouge_l": {"base": 0.121, "finetuned": 0.412, "change": 0.291,
+                                    "relative": 2.405},
+                        "exact_match": {"base": 0.0, "finetuned": 0.2, "change": 0.2,
+                                        "relative": None}},
+            "lengths": {"base": 31.2, "finetuned": 9.8},
+            "samples": [{"prompt": "What is the capital of France?", "reference": "Paris.",
+                         "base": "The capital of France is a city in Europe with many",
+                         "finetuned": "Paris."},
+                        {"prompt": "Name a primary colour.", "reference": "Red.",
+                         "base": "A primary colour is a colour that", "finetuned": "Blue."}],
+            "artifacts": {"adapter": f"{rel}/adapter", "report_md": f"{rel}/report.md",
+                          "loss_png": f"{rel}/loss.png"}}), encoding="utf-8")
+        (run_dir / "report.md").write_text("# report\n", encoding="utf-8")
+    return run_dir
+
+
+@pytest.fixture()
+def past_runs(tmp_path: Path) -> dict[str, Path]:
+    runs = Path("runs")
+    return {
+        "finished": write_run(runs, "20261121-101500-demo", steps=300, until=300,
+                              outcome="finished", report=True),
+        "stopped": write_run(runs, "20261121-103000-demo", steps=300, until=120,
+                             outcome="stopped", speed=2.0),
+        "failed": write_run(runs, "20261121-104500-demo", steps=300, until=15, outcome="failed"),
+    }

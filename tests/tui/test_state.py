@@ -1,0 +1,182 @@
+"""The TUI's model, without a screen: series, run state, results, history, fit and device."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from recipes import events as ev
+from recipes.schema import load_recipe
+from tests.tui.conftest import FAKE_SLOTHLAB, write_run
+from tui import fit
+from tui.device import probe_device
+from tui.history import scan_runs
+from tui.report import load_results
+from tui.runstate import LOG_CAP, RunState
+from tui.series import Series
+
+
+def test_import_does_not_load_torch() -> None:
+    code = ("import sys, tui.app; heavy = [m for m in ('torch', 'transformers', 'unsloth', 'trl', "
+            "'peft', 'datasets') if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import tui.app loaded {out.stdout.strip()}"
+
+
+def test_series_stays_bounded_and_covers_the_whole_run() -> None:
+    series = Series(cap=64)
+    for step in range(1, 100_001):
+        series.add(step, 1.0 / step)
+    xs, ys = series.points()
+    assert len(xs) <= 64
+    assert xs[-1] == 100_000 and xs[0] < 5_000, "downsampling must keep the start and the tip"
+    assert xs == sorted(xs)
+
+
+def test_series_forgets_steps_repeated_after_a_resume() -> None:
+    series = Series()
+    for step in range(1, 11):
+        series.add(step, float(step))
+    series.add(6, 60.0)  # resumed from the checkpoint at step 5
+    xs, ys = series.points()
+    assert xs == [1, 2, 3, 4, 5, 6] and ys[-1] == 60.0
+
+
+@pytest.mark.skipif("stage" not in {f.name for f in dataclasses.fields(ev.Step)},
+                    reason="this events.py has no stages yet")
+def test_stages_keep_their_own_loss_curves() -> None:
+    state = RunState()
+    for stage, steps in (("pretrain", 10), ("finetune", 5)):
+        for step in range(1, steps + 1):
+            state.apply(ev.Step(step=step, total_steps=steps, epoch=0, loss=1.0,
+                                learning_rate=1e-3, grad_norm=None, tokens_per_second=1.0,
+                                stage=stage))
+    assert state.stages == ["pretrain", "finetune"] and state.stage == "finetune"
+    assert len(state.train_loss) == 5 and len(state.series["pretrain"][0]) == 10
+    assert state.current_step == 5
+
+
+def test_run_state_log_is_capped() -> None:
+    state = RunState()
+    for step in range(LOG_CAP * 3):
+        state.apply(ev.Step(step=step + 1, total_steps=10**6, epoch=0, loss=1.0,
+                            learning_rate=1e-3, grad_norm=None, tokens_per_second=1.0))
+    assert len(state.log) == LOG_CAP and state.log_total == LOG_CAP * 3
+
+
+def test_run_state_eta_from_step_times() -> None:
+    state = RunState()
+    state.live = True
+    for step, t in ((10, 100.0), (20, 110.0)):
+        state.apply(ev.Step(step=step, total_steps=100, epoch=0, loss=1.0, learning_rate=1e-3,
+                            grad_norm=1.0, tokens_per_second=1.0, time=t))
+    assert state.steps_per_second() == pytest.approx(1.0)
+    assert state.eta() == pytest.approx(80.0)
+
+
+def test_reopened_runs_have_the_right_status(past_runs) -> None:
+    statuses = {k: RunState.from_run_dir(p).status for k, p in past_runs.items()}
+    assert statuses == {"finished": "finished", "stopped": "stopped", "failed": "failed"}
+    assert RunState.from_run_dir(past_runs["stopped"]).resumable
+    assert not RunState.from_run_dir(past_runs["finished"]).resumable
+    failed = RunState.from_run_dir(past_runs["failed"])
+    assert failed.error_text[0].startswith("OutOfMemoryError")
+    assert "batch_size" in failed.error_text[1]
+
+
+def test_a_run_whose_process_vanished_is_interrupted(tmp_path: Path) -> None:
+    run = write_run(Path("runs"), "x", steps=100, until=20, outcome="none")
+    assert RunState.from_run_dir(run).status == "interrupted"
+
+
+def test_refused_input_shows_the_cli_error() -> None:
+    state = RunState()
+    state.live = True
+    state.add_stderr("error: demo.yaml:12: field 'learning_rate' = 'fast': expected a number")
+    state.add_stderr("  → Peak learning rate.")
+    state.process_exited(2)
+    assert state.status == "failed"
+    error, _ = state.error_text
+    assert error.startswith("demo.yaml:12") and "Peak learning rate" in error
+
+
+def test_history_lists_runs_newest_first_and_skips_other_folders(past_runs) -> None:
+    Path("runs/not-a-run").mkdir()
+    names = [r.name for r in scan_runs(Path("runs"))]
+    assert names == ["20261121-104500-demo", "20261121-103000-demo", "20261121-101500-demo"]
+
+
+def test_results_from_report_json(past_runs) -> None:
+    run = past_runs["finished"]
+    results = load_results(run, RunState.from_run_dir(run))
+    assert results.report_found
+    assert [m.name for m in results.metrics] == ["rouge_l", "exact_match"]
+    assert results.answers[0].base.startswith("The capital") and results.answers[0].finetuned
+    assert dict((label, exists) for label, _, exists in results.artifacts)["report"] is True
+
+
+def test_results_without_report_fall_back_to_events(past_runs) -> None:
+    run = past_runs["finished"]
+    (run / "report.json").unlink()
+    results = load_results(run, RunState.from_run_dir(run))
+    assert not results.report_found and not results.report_error
+    rouge = next(m for m in results.metrics if m.name == "rouge_l")
+    assert rouge.base == 0.121 and rouge.finetuned == 0.412
+    assert results.answers and results.answers[0].base is None  # the eval samples
+    assert any(label == "adapter" for label, _, _ in results.artifacts)
+
+
+def test_a_broken_report_is_reported_not_raised(past_runs) -> None:
+    run = past_runs["finished"]
+    (run / "report.json").write_text("{not json", encoding="utf-8")
+    results = load_results(run, RunState.from_run_dir(run))
+    assert "unreadable" in results.report_error and results.metrics  # events still shown
+
+
+def test_fit_without_the_estimator_is_unknown(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "kernels_check.fit", None)  # import fails
+    from recipes.registry import bundled
+
+    result = fit.estimate(load_recipe(bundled()["demo"]), 8.0)
+    assert result.verdict == "unknown" and result.badge[0] == "?"
+    assert "not installed" in result.reason
+
+
+def test_fit_reads_a_report_object() -> None:
+    report = SimpleNamespace(total_gib=5.2, components={"weights": 2.0, "activations": 3.2},
+                             vram_gib=6.0, verdict="tight", max_batch_size=2, max_seq_length=1024,
+                             advice=["lower batch_size"], model="x")
+    result = fit.from_report(report)
+    assert (result.verdict, result.need, result.max_batch_size) == ("tight", "5.2 GiB", 2)
+    assert result.advice == "lower batch_size"
+
+
+def test_device_probe_reads_the_json(monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_DEVICE", "gpu")
+    info = asyncio.run(probe_device(FAKE_SLOTHLAB))
+    assert info.known and info.cuda and info.vram_total_gib == 12.0
+    assert "RTX 3060" in info.summary
+
+
+def test_device_probe_failure_is_explained(monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_DEVICE", "broken")
+    info = asyncio.run(probe_device(FAKE_SLOTHLAB))
+    assert not info.known
+    assert info.summary == "device: unknown (ModuleNotFoundError: No module named " \
+                           "'kernels_check.cli')"
+
+
+def test_fit_with_the_real_estimator_when_present() -> None:
+    pytest.importorskip("kernels_check.fit")
+    from recipes.registry import bundled
+
+    result = fit.estimate(load_recipe(bundled()["demo"]), 8.0)
+    assert result.verdict in fit.BADGE and result.badge[0] != ""
+    if result.verdict != "unknown":
+        assert result.total_gib is not None and result.components

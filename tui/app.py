@@ -1,0 +1,390 @@
+"""The slothlab terminal UI: pick a recipe, configure it, watch it train, compare results.
+
+    slothlab                                  # no arguments: this app (runs in ./runs)
+    python -m tui.app --runs-dir /tmp/runs    # the same, with options
+
+Three modes, switched with 1 / 2 / 3: Recipes (then Configure), Run (the live run), History
+(past runs, compare, reopen). Training runs as a `slothlab --json` subprocess read by an async
+worker (tui/runner.py); this process never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from recipes.schema import Recipe, dump_recipe
+from tui import fit as fitmod
+from tui.catalog import RecipeEntry, load_catalog
+from tui.device import DeviceInfo, probe_device
+from tui.format import short_path
+from tui.messages import DeviceDetected, RunEnded
+from tui.runner import SLOTHLAB, STOP_GRACE_SECONDS, RunProcess, RunSpec
+from tui.runstate import RunState
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.recipes import RecipesScreen
+
+DeviceProbe = Callable[[], Awaitable[DeviceInfo]]
+FitEstimator = Callable[[Recipe, "float | None"], fitmod.Fit]
+DEFAULT_CARD_GIB = 8.0  # the design point when no GPU is detected
+
+
+# The Run and History screens (and plotext) load on first use: the first paint needs Recipes.
+def _run_screen() -> Screen:
+    from tui.screens.run import RunScreen
+
+    return RunScreen()
+
+
+def _history_screen() -> Screen:
+    from tui.screens.history import HistoryScreen
+
+    return HistoryScreen()
+
+
+def _is_run_screen(screen: Screen, fixed: bool | None = None) -> bool:
+    from tui.screens.run import RunScreen
+
+    if not isinstance(screen, RunScreen):
+        return False
+    return fixed is None or (screen.fixed_state is not None) == fixed
+
+
+class SlothlabApp(App):
+    TITLE = "slothlab"
+    CSS_PATH = "app.tcss"
+    MODES = {
+        "recipes": RecipesScreen,
+        "run": _run_screen,
+        "history": _history_screen,
+    }
+    DEFAULT_MODE = "recipes"
+    BINDINGS = [
+        Binding("1", "mode('recipes')", "Recipes", show=True),
+        Binding("2", "mode('run')", "Run", show=True),
+        Binding("3", "mode('history')", "History", show=True),
+        Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
+        Binding("f1", "show_keys", "Keys", show=False),
+        Binding("q", "quit", "Quit", show=True),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    tiny: reactive[bool] = reactive(False)
+    card: reactive[str] = reactive("auto")  # "auto" (detected, else 8) or a size in GiB
+    device: reactive[DeviceInfo] = reactive(DeviceInfo(pending=True), always_update=True)
+    catalog_version: reactive[int] = reactive(0)
+
+    def __init__(
+        self,
+        runs_dir: Path = Path("runs"),
+        saved_dir: Path = Path("my_recipes"),
+        *,
+        slothlab: tuple[str, ...] = SLOTHLAB,
+        device_probe: DeviceProbe | None = None,
+        fit_estimator: FitEstimator | None = None,
+        stop_grace: float = STOP_GRACE_SECONDS,
+        extra_args: list[str] | None = None,
+        tiny: bool = False,
+        theme: str = "textual-dark",
+    ) -> None:
+        super().__init__()
+        self._start_theme = theme
+        self.set_reactive(SlothlabApp.tiny, tiny)
+        self.runs_dir = runs_dir
+        self.saved_dir = saved_dir
+        self.slothlab = slothlab
+        self.device_probe = device_probe or (lambda: probe_device(slothlab))
+        self.fit_estimator = fit_estimator or fitmod.estimate
+        self.stop_grace = stop_grace
+        self.extra_args = list(extra_args or [])
+        self.catalog: list[RecipeEntry] = load_catalog(saved_dir)
+        self.live: RunProcess | None = None
+        self.live_state: RunState | None = None
+        self._quitting = False
+
+    # -- start-up ----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.theme = self._start_theme
+        # After the first paint: the device check imports torch in its own process.
+        self.call_after_refresh(self.detect_device)
+
+    async def on_unmount(self) -> None:
+        """Last line of defence (an exception, a test ending): no run outlives the app."""
+        if self.live is not None and self.live.running:
+            await self.live.terminate()
+
+    def detect_device(self) -> None:
+        self.device = DeviceInfo(pending=True)
+        self.run_worker(self._detect(), name="device", group="device", exclusive=True)
+
+    async def _detect(self) -> None:
+        try:
+            info = await self.device_probe()
+        except Exception as exc:  # noqa: BLE001 - shown as "device: unknown (reason)"
+            info = DeviceInfo(error=f"{type(exc).__name__}: {exc}")
+        self.post_message(DeviceDetected(info))
+
+    def on_device_detected(self, message: DeviceDetected) -> None:
+        self.device = message.info
+
+    # -- card size and fit -------------------------------------------------------------
+    def card_gib(self) -> tuple[float | None, str]:
+        """(card size in GiB, where it came from: detected | assumed | chosen)."""
+        if self.card == "auto":
+            detected = self.device.vram_total_gib
+            if detected:
+                return detected, "detected"
+            return DEFAULT_CARD_GIB, "pending" if self.device.pending else "assumed"
+        return float(self.card), "chosen"
+
+    def card_options(self) -> list[tuple[str, str]]:
+        return [("auto: detected card", "auto"),
+                *((f"{n} GiB card", str(n)) for n in fitmod.CARD_SIZES_GIB)]
+
+    def estimate_fit(self, recipe: Recipe, vram_gib: float | None) -> fitmod.Fit:
+        try:
+            return self.fit_estimator(recipe, vram_gib)
+        except Exception as exc:  # noqa: BLE001 - a badge "?" rather than a crash
+            return fitmod.Fit(reason=f"estimate failed: {exc}")
+
+    # -- recipes -----------------------------------------------------------------------
+    def reload_catalog(self) -> None:
+        self.catalog = load_catalog(self.saved_dir)
+        self.catalog_version += 1
+
+    def configure(self, entry: RecipeEntry) -> None:
+        from tui.screens.configure import ConfigureScreen
+
+        assert entry.recipe is not None
+        initial = entry.recipe
+        if self.tiny and not initial.tiny:
+            initial = Recipe(**{**initial.to_dict(), "tiny": True})
+        self.push_screen(ConfigureScreen(entry, initial))
+
+    def save_recipe(self, recipe: Recipe) -> None:
+        from tui.screens.save_recipe import SaveRecipeScreen
+
+        def saved(path: Path | None) -> None:
+            if path is None:
+                return
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                header = (f"# slothlab --recipe {short_path(path)}\n"
+                          "# saved from the slothlab TUI; every field is listed\n")
+                path.write_text(header + dump_recipe(recipe), encoding="utf-8")
+            except OSError as exc:
+                self.notify(str(exc), title="could not save", severity="error")
+                return
+            self.notify(f"saved {short_path(path)}", title="recipe saved")
+            self.reload_catalog()
+
+        default = self.saved_dir / f"{recipe.name}.yaml"
+        self.push_screen(SaveRecipeScreen(default), saved)
+
+    # -- runs --------------------------------------------------------------------------
+    @property
+    def run_active(self) -> bool:
+        return self.live is not None and self.live_state is not None and self.live_state.live
+
+    def start_recipe(self, entry: RecipeEntry) -> None:
+        self.start_run(RunSpec(recipe_path=entry.path, tiny=self.tiny))
+
+    def start_configured(self, entry: RecipeEntry, recipe: Recipe, modified: bool) -> None:
+        if modified:
+            self.start_run(RunSpec(recipe=recipe))
+        else:
+            self.start_run(RunSpec(recipe_path=entry.path, tiny=self.tiny))
+
+    def resume_run(self, run_dir: Path) -> None:
+        state = RunState.from_run_dir(run_dir)
+        if not state.resumable:
+            self.notify("this run has no checkpoint to resume from", severity="warning")
+            return
+        self.start_run(RunSpec(resume_dir=run_dir), state)
+
+    def start_run(self, spec: RunSpec, state: RunState | None = None) -> bool:
+        if self.run_active:
+            self.notify("a run is in progress: stop it first (2, then s)", severity="warning")
+            return False
+        spec.extra_args = [*spec.extra_args, *self.extra_args]
+        state = state or RunState(run_dir=spec.resume_dir, title=spec.title)
+        proc = RunProcess(spec, state, self.runs_dir, slothlab=self.slothlab,
+                          grace=self.stop_grace)
+        self.live, self.live_state = proc, state
+        state.begin_live()  # "starting" until the process says otherwise
+        self.run_worker(self._drive(proc), name="run", group="run")
+        self._show_live_run()
+        return True
+
+    def _show_live_run(self) -> None:
+        if _is_run_screen(self.screen, fixed=True):
+            self.pop_screen()  # a reopened past run that is now resumed live: show it once
+        self.switch_mode("run")
+        while not _is_run_screen(self.screen) and len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    async def _drive(self, proc: RunProcess) -> None:
+        code = await proc.run()
+        self.post_message(RunEnded(proc.state, code))
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        state = message.state
+        status = state.status
+        name = state.run_dir.name if state.run_dir else state.title
+        if status == "finished":
+            self.notify(f"{name}: press ⏎ on the Run screen for results", title="run finished")
+        elif status == "stopped":
+            self.notify(f"{name}: checkpoint saved, r resumes", title="run stopped",
+                        severity="warning")
+        else:
+            self.notify(f"{name}: see the Run screen for the error", title=f"run {status}",
+                        severity="error")
+
+    def confirm_stop(self) -> None:
+        if not self.run_active:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes and self.live is not None:
+                self.live.request_stop()
+
+        self.push_screen(ConfirmScreen(
+            "Stop the run?",
+            "The trainer finishes its current step, saves a checkpoint and stops. "
+            "Resume it later with r.", yes="Stop"), answer)
+
+    def confirm_stop_pid(self, pid: int) -> None:
+        """Stop a run this app did not start (it wrote its pid; pid_alive checked it)."""
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except OSError as exc:
+                    self.notify(f"could not signal process {pid}: {exc}", severity="error")
+
+        self.push_screen(ConfirmScreen(
+            "Stop this run?",
+            f"It was started outside this window (process {pid}). It finishes its step, saves "
+            "a checkpoint and stops.", yes="Stop"), answer)
+
+    def open_run(self, run_dir: Path) -> None:
+        live = self.live_state
+        if live is not None and live.run_dir is not None and live.run_dir.resolve() == \
+                run_dir.resolve():
+            self.switch_mode("run")
+            return
+        from tui.screens.run import RunScreen
+
+        self.push_screen(RunScreen(RunState.from_run_dir(run_dir)))
+
+    def show_results(self, state: RunState) -> None:
+        from tui.screens.results import ResultsScreen
+
+        self.push_screen(ResultsScreen(state))
+
+    # -- app actions -------------------------------------------------------------------
+    def action_mode(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_show_keys(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_stop_run(self) -> None:
+        self.switch_mode("run")
+        self.confirm_stop()
+
+    def action_resume_last(self) -> None:
+        state = self.live_state
+        if state is not None and state.run_dir is not None and state.resumable:
+            self.resume_run(state.run_dir)
+            return
+        self.notify("no stopped run to resume here; pick one in History (3)")
+
+    async def action_quit(self) -> None:
+        if not self.run_active or self._quitting:
+            self.exit()
+            return
+
+        async def answer(yes: bool | None) -> None:
+            if not yes or self.live is None:
+                return
+            self._quitting = True
+            self.notify("stopping the run (saving a checkpoint)…", title="quitting")
+            self.live.request_stop()
+            for _ in range(int(self.stop_grace * 10) + 50):
+                if not self.run_active:
+                    break
+                await asyncio.sleep(0.1)
+            self.exit()
+
+        self.push_screen(ConfirmScreen(
+            "A run is in progress. Stop it and quit?",
+            "It saves a checkpoint first; resume it later from History.", yes="Stop and quit"),
+            answer)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Recipes", "Show the recipes (1)", lambda: self.switch_mode("recipes"))
+        yield SystemCommand("Run", "Show the current run (2)", lambda: self.switch_mode("run"))
+        yield SystemCommand("History", "Past runs: reopen, compare, resume (3)",
+                            lambda: self.switch_mode("history"))
+        for entry in self.catalog:
+            if entry.recipe is not None:
+                yield SystemCommand(f"Start {entry.name}", f"Train {entry.name} now",
+                                    lambda e=entry: self.start_recipe(e), discover=False)
+                yield SystemCommand(f"Configure {entry.name}", f"Edit {entry.name} before a run",
+                                    lambda e=entry: self.configure(e), discover=False)
+        if self.run_active:
+            yield SystemCommand("Stop run", "Stop gracefully (checkpoint saved)",
+                                self.action_stop_run)
+        yield SystemCommand("Resume run", "Resume the stopped run", self.action_resume_last)
+        yield SystemCommand(f"Tiny mode {'off' if self.tiny else 'on'}",
+                            "Random miniature model + sample data (CPU, offline)",
+                            lambda: setattr(self, "tiny", not self.tiny))
+        yield SystemCommand("Light / dark theme", "Toggle the theme (ctrl+t)",
+                            self.action_toggle_theme)
+        yield SystemCommand("Re-detect device", "Run `slothlab check --device` again",
+                            self.detect_device)
+        yield from super().get_system_commands(screen)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slothlab-tui", description="The slothlab terminal UI.")
+    parser.add_argument("--runs-dir", type=Path,
+                        default=Path(os.environ.get("SLOTHLAB_RUNS_DIR", "runs")),
+                        help="where runs are created and listed (default: ./runs, or "
+                             "$SLOTHLAB_RUNS_DIR)")
+    parser.add_argument("--recipes-dir", type=Path,
+                        default=Path(os.environ.get("SLOTHLAB_RECIPES_DIR", "my_recipes")),
+                        help="where saved recipes go and are listed from (default: ./my_recipes)")
+    parser.add_argument("--tiny", action="store_true", help="start with tiny mode on")
+    parser.add_argument("--light", action="store_true", help="start with the light theme")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    app = SlothlabApp(runs_dir=args.runs_dir, saved_dir=args.recipes_dir, tiny=args.tiny,
+                      theme="textual-light" if args.light else "textual-dark")
+    app.run()
+    return 0 if app.return_code in (None, 0) else int(app.return_code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

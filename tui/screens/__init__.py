@@ -1,0 +1,1 @@
+"""The TUI's screens: Recipes, Configure, Run, Results, History (and small modals)."""

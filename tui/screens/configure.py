@@ -1,0 +1,199 @@
+"""Configure: the recipe's fields as a form, checked as you type, with the fit estimate live."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Static
+
+from recipes.schema import Recipe
+from tui.catalog import RecipeEntry
+from tui.widgets.field_editor import FieldEditor
+from tui.widgets.fit_view import FitView
+from tui.widgets.recipe_form import RecipeForm
+
+
+class ConfigureScreen(Screen):
+    SUB_TITLE = "Configure"
+    DEFAULT_CSS = """
+    ConfigureScreen {
+        layout: horizontal;
+    }
+    ConfigureScreen RecipeForm {
+        width: 1fr;
+    }
+    ConfigureScreen #side {
+        width: 38%;
+        max-width: 52;
+        min-width: 30;
+    }
+    ConfigureScreen #fit-box {
+        height: auto;
+        border: round $primary-darken-2;
+        border-title-color: $text-muted;
+    }
+    ConfigureScreen #status {
+        height: auto;
+        padding: 0 1;
+        border: round $primary-darken-2;
+        border-title-color: $text-muted;
+    }
+    ConfigureScreen #status.-invalid {
+        border: round $error;
+    }
+    ConfigureScreen.-narrow FieldEditor {
+        grid-columns: 20 1fr 13;
+    }
+    ConfigureScreen.-narrow FieldEditor .help {
+        padding: 0 0 0 20;
+    }
+    ConfigureScreen.-narrow #field-help {
+        display: none;
+    }
+    ConfigureScreen #field-help {
+        height: auto;
+        padding: 0 1;
+        border: round $primary-darken-2;
+        border-title-color: $text;
+        border-title-style: bold;
+    }
+    """
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("ctrl+r", "start", "Start run", priority=True),
+        Binding("ctrl+s", "save", "Save as…", priority=True),
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+pagedown", "group(1)", "Next group", key_display="^PgDn", priority=True),
+        Binding("ctrl+pageup", "group(-1)", "Previous group", show=False, priority=True),
+    ]
+
+    def __init__(self, entry: RecipeEntry, initial: Recipe) -> None:
+        super().__init__()
+        self.entry = entry
+        self.initial = initial
+        self.recipe: Recipe | None = initial
+        self.errors: list[str] = []
+        self._fit_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        assert self.entry.recipe is not None
+        yield RecipeForm(self.initial, original=self.entry.recipe)
+        with Vertical(id="side"):
+            with Vertical(id="fit-box"):
+                yield FitView()
+            yield Static("", id="status")
+            yield Static("", id="field-help")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"Configure {self.entry.name}"
+        self.query_one("#fit-box").border_title = "VRAM fit"
+        self.query_one("#status").border_title = "recipe"
+        self.query_one("#field-help").border_title = "field"
+        self.watch(self.app, "card", lambda _: self._schedule_fit(), init=False)
+        self.watch(self.app, "device", lambda _: self._schedule_fit(), init=False)
+        self._show_status()
+        self._schedule_fit()
+        self.call_after_refresh(self._focus_first_field)
+
+    def _focus_first_field(self) -> None:
+        inputs = self.query("RecipeForm #input")
+        if inputs:
+            inputs.first().focus()
+
+    @property
+    def form(self) -> RecipeForm:
+        return self.query_one(RecipeForm)
+
+    def on_descendant_focus(self, event) -> None:
+        for node in event.widget.ancestors_with_self:
+            if isinstance(node, FieldEditor):
+                box = self.query_one("#field-help", Static)
+                box.border_title = node.name_
+                box.update(Text(node.describe()))
+                return
+
+    def on_recipe_form_changed(self, event: RecipeForm.Changed) -> None:
+        self.recipe, self.errors = event.recipe, event.errors
+        self._show_status()
+        self._schedule_fit()
+
+    def _show_status(self) -> None:
+        status = self.query_one("#status", Static)
+        status.set_class(bool(self.errors), "-invalid")
+        if self.errors:
+            text = Text(f"{len(self.errors)} problem(s):\n", style="bold red")
+            for error in self.errors:
+                text.append(f"• {error}\n", style="red")
+            text.append("ctrl+r starts once they are fixed", style="dim")
+            status.update(text)
+            return
+        modified = self.form.modified
+        text = Text("valid ✓", style="bold green")
+        if modified:
+            text.append(f"\nchanged: {', '.join(modified)}", style="")
+            text.append("\nstarts from a copy; ctrl+s saves it as a new recipe", style="dim")
+        else:
+            text.append(f"\nas in {self.entry.name}", style="dim")
+        status.update(text)
+
+    def _schedule_fit(self) -> None:
+        if self._fit_timer is not None:
+            self._fit_timer.stop()
+        self._fit_timer = self.set_timer(0.15, self._estimate)
+
+    def _estimate(self) -> None:
+        self.run_worker(self._estimate_work(), group="fit", exclusive=True)
+
+    async def _estimate_work(self) -> None:
+        vram, source = self.app.card_gib()
+        view = self.query_one(FitView)
+        recipe = self.recipe
+        if recipe is None:
+            view.update(Text("fix the fields marked in red to see the estimate", style="dim"))
+            return
+        if self.app.tiny and not recipe.tiny:
+            recipe = dataclasses.replace(recipe, tiny=True)
+        fit = await asyncio.to_thread(self.app.estimate_fit, recipe, vram)
+        view.show(fit, vram, source)
+
+    # -- actions -----------------------------------------------------------------------
+    async def _first_invalid(self) -> None:
+        invalid = self.form.invalid
+        if invalid:
+            editor = await self.form.show_field(invalid[0])
+            editor.query_one("#input").focus()
+
+    async def action_start(self) -> None:
+        recipe, errors = self.form.validate()
+        if recipe is None:
+            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error")
+            await self._first_invalid()
+            return
+        if self.app.run_active:
+            self.notify("a run is in progress: stop it first (2, then s)", severity="warning")
+            return
+        self.app.pop_screen()  # back to the list: the next visit to Recipes starts fresh
+        self.app.start_configured(self.entry, recipe, modified=recipe != self.entry.recipe)
+
+    async def action_save(self) -> None:
+        recipe, errors = self.form.validate()
+        if recipe is None:
+            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error")
+            await self._first_invalid()
+            return
+        self.app.save_recipe(recipe)
+
+    async def action_group(self, step: int) -> None:
+        await self.form.switch_tab(step)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,43 @@
+"""A failed run's error and what to do about it (hidden while there is none)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class ErrorPanel(Static):
+    DEFAULT_CSS = """
+    ErrorPanel {
+        display: none;
+        height: auto;
+        max-height: 12;
+        border: round $error;
+        border-title-color: $error;
+        padding: 0 1;
+        margin: 0 0 0 0;
+    }
+    ErrorPanel.-visible {
+        display: block;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "failed"
+        self._shown: tuple[str, str] | None = None
+
+    def show(self, error: tuple[str, str] | None) -> None:
+        if error == self._shown:
+            return
+        self._shown = error
+        self.set_class(error is not None, "-visible")
+        if error is None:
+            self.update("")
+            return
+        what, advice = error
+        text = Text(what, style="bold")
+        if advice:
+            text.append(f"\n→ {advice}", style="yellow")
+        text.append("\nThe run directory is kept: reopen it from History (3).", style="dim")
+        self.update(text)

@@ -1,0 +1,245 @@
+"""One recipe field in the form: its input, its help and bounds, and its error as you type.
+
+The input kind follows the schema: a switch for booleans, a select for choices, a text input
+for everything else. Values are checked with ``recipes.schema.coerce``, the function the YAML
+loader and ``--set`` use, so the form accepts exactly what a recipe file accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from recipes.errors import RecipeError
+from recipes.schema import coerce
+
+
+def bounds(spec: dict[str, Any]) -> str:
+    """The allowed range in words: ">= 1 and <= 1024", "> 0 and <= 1"."""
+    if spec.get("choices"):
+        return ""
+    lo, hi = spec.get("min"), spec.get("max")
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if spec.get('min_exclusive') else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"<= {hi:g}")
+    return " and ".join(parts)
+
+
+def interval(spec: dict[str, Any]) -> str:
+    """The allowed range as an interval, short enough for the form: "[1, 1024]", "(0, 1]"."""
+    if spec.get("choices"):
+        return ""
+    lo, hi = spec.get("min"), spec.get("max")
+    if lo is None and hi is None:
+        return ""
+    left = "(" if spec.get("min_exclusive") or lo is None else "["
+    return f"{left}{'-∞' if lo is None else _short(lo)}, {'∞' if hi is None else _short(hi)}]"
+
+
+def _short(value: float) -> str:
+    return f"{value:g}" if abs(value) < 1e6 else f"{value:.3g}"
+
+
+def to_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip() if value else ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def on_off(value: Any) -> str:
+    return "on" if value else "off"
+
+
+def short_error(exc: RecipeError) -> str:
+    what = exc.what
+    if what.startswith("field '") and "': " in what:
+        what = what.split(": ", 1)[1]
+    return what
+
+
+class FieldEditor(Widget):
+    DEFAULT_CSS = """
+    FieldEditor {
+        height: auto;
+        layout: grid;
+        grid-size: 3;
+        grid-columns: 29 1fr 15;
+        grid-rows: 1;
+    }
+
+    FieldEditor .name {
+        width: 1fr;
+        padding: 0 1 0 0;
+        color: $text;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    FieldEditor.-modified .name {
+        color: $accent;
+        text-style: bold;
+    }
+    FieldEditor Input, FieldEditor Select {
+        width: 1fr;
+    }
+    FieldEditor Checkbox {
+        width: 1fr;
+    }
+    FieldEditor .-span {
+        column-span: 2;
+    }
+    FieldEditor .bounds {
+        width: auto;
+        min-width: 0;
+        max-width: 20;
+        color: $text-muted;
+        padding: 0 0 0 1;
+    }
+    FieldEditor .help {
+        column-span: 3;
+        color: $text-muted;
+        padding: 0 0 0 29;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    FieldEditor:focus-within .help {
+        color: $text;
+        text-wrap: wrap;
+    }
+    FieldEditor.-invalid .help {
+        color: $error;
+        text-style: bold;
+    }
+    FieldEditor.-invalid .name {
+        color: $error;
+    }
+    """
+
+    @dataclass
+    class Changed(Message):
+        editor: FieldEditor
+        name: str
+
+        @property
+        def control(self) -> FieldEditor:
+            return self.editor
+
+    def __init__(self, spec: dict[str, Any], value: Any, original: Any) -> None:
+        super().__init__(id=f"field-{spec['name']}")
+        self.spec = spec
+        self.name_ = spec["name"]
+        self.original = original
+        self.value: Any = value
+        self.error: str = ""
+        self._initial = value
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        yield Label(self.name_, classes="name")
+        limits = interval(spec)
+        span = "" if limits else "-span"  # no bounds: the input takes their column too
+        if spec["type"] == "true or false":
+            yield Checkbox(on_off(self._initial), value=bool(self._initial), compact=True,
+                           id="input", classes=span)
+        elif spec.get("choices"):
+            yield Select([(c, c) for c in spec["choices"]], value=self._initial,
+                         allow_blank=False, compact=True, id="input", classes=span)
+        else:
+            yield Input(to_text(self._initial), compact=True, id="input", classes=span,
+                        placeholder=self._placeholder())
+        if limits:
+            yield Label(limits, classes="bounds", markup=False)
+        yield Static(spec["help"], classes="help", markup=False)
+
+    def _placeholder(self) -> str:
+        if self.spec["type"] == "a mapping of strings":
+            return "{key: value}"
+        if self.spec["type"] == "a list of strings":
+            return "comma-separated"
+        return ""
+
+    def on_mount(self) -> None:
+        self._last_raw = self._raw()
+        self._mark_modified()
+
+    def _raw(self) -> Any:
+        widget = self.query_one("#input")
+        if isinstance(widget, Checkbox):
+            return widget.value
+        if isinstance(widget, Select):
+            return widget.value
+        text = widget.value  # type: ignore[attr-defined]
+        if self.spec["type"] == "a mapping of strings":
+            if not text.strip():
+                return {}
+            try:
+                return yaml.safe_load(text)
+            except yaml.YAMLError:
+                return text
+        return text
+
+    def validate_now(self) -> None:
+        try:
+            self.value = coerce(self.name_, self._raw(), where="form")
+            self.error = ""
+        except RecipeError as exc:
+            self.error = short_error(exc)
+        self.set_class(bool(self.error), "-invalid")
+        self.query_one(".help", Static).update(f"✗ {self.error}" if self.error
+                                                else self.spec["help"])
+        self._mark_modified()
+
+    def describe(self) -> str:
+        """Everything about this field, for the side panel."""
+        spec = self.spec
+        lines = [spec["help"], "", f"type     {spec['type']}"]
+        if spec.get("choices"):
+            lines.append(f"choices  {', '.join(spec['choices'])}")
+        if bounds(spec):
+            lines.append(f"range    {bounds(spec)}")
+        lines.append(f"default  {to_text(spec['default']) or '(empty)'}")
+        lines.append(f"recipe   {to_text(self.original) or '(empty)'}")
+        lines.append(f"--set    {self.name_}=…")
+        return "\n".join(lines)
+
+    def _mark_modified(self) -> None:
+        self.set_class(not self.error and self.value != self.original, "-modified")
+
+    def _changed(self) -> None:
+        raw = self._raw()
+        if raw == getattr(self, "_last_raw", object()):
+            return  # the initial value arriving, or no real change
+        self._last_raw = raw
+        self.validate_now()
+        self.post_message(self.Changed(self, self.name_))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._changed()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        event.checkbox.label = on_off(event.value)
+        self._changed()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._changed()
+
+    def set_value(self, value: Any) -> None:
+        widget = self.query_one("#input")
+        if isinstance(widget, (Checkbox, Select)):
+            widget.value = value
+        else:
+            widget.value = to_text(value)  # type: ignore[attr-defined]

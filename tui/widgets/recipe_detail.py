@@ -1,0 +1,46 @@
+"""The highlighted recipe: what it trains, on what, and how long."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.catalog import RecipeEntry
+from tui.format import short_path
+
+
+def render_entry(entry: RecipeEntry | None, tiny: bool) -> Table | Text:
+    if entry is None:
+        return Text("no recipes found", style="dim")
+    if entry.recipe is None:
+        return Text(f"{short_path(entry.path)} does not load:\n{entry.error}", style="red")
+    r = entry.recipe
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    if r.description:
+        grid.add_row("", Text(r.description, style="italic"))
+    grid.add_row("model", r.model + ("  [tiny: random miniature]" if r.tiny or tiny else ""))
+    grid.add_row("data", f"{r.dataset} ({r.dataset_format})")
+    steps = f"{r.max_steps} steps" if r.max_steps else f"{r.epochs:g} epochs"
+    grid.add_row("train", f"{steps} · batch {r.batch_size}×{r.gradient_accumulation_steps} · "
+                          f"lr {r.learning_rate:g} {r.lr_scheduler} · {r.optimizer}")
+    grid.add_row("lora", f"r {r.lora_r} · alpha {r.lora_alpha} · seq {r.max_seq_length} · "
+                         f"{'4-bit' if r.load_in_4bit else '16-bit'}")
+    where = f"bundled: recipes/configs/{entry.path.name}" if entry.source == "bundled" \
+        else short_path(entry.path)
+    grid.add_row("file", Text(where, style="dim"))
+    return grid
+
+
+class RecipeDetail(Static):
+    DEFAULT_CSS = """
+    RecipeDetail {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
+    def show(self, entry: RecipeEntry | None, tiny: bool) -> None:
+        self.update(render_entry(entry, tiny))

@@ -1,0 +1,77 @@
+"""The recipe list: model, dataset, task, estimated VRAM and a fit badge per recipe."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from tui.catalog import RecipeEntry
+from tui.fit import Fit
+
+# The verdict first: at 80 columns the model and dataset may scroll off, the fit must not.
+COLUMNS = ("recipe", "fit", "VRAM", "task", "model", "dataset")
+
+
+def short_model(model: str) -> str:
+    return model.rsplit("/", 1)[-1]
+
+
+class RecipeTable(DataTable):
+    BINDINGS = [Binding("enter", "select_cursor", "Configure")]
+    DEFAULT_CSS = """
+    RecipeTable {
+        height: 1fr;
+        border: round $primary-darken-2;
+        border-title-color: $text-muted;
+    }
+    RecipeTable:focus {
+        border: round $primary;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.border_title = "recipes"
+        self.entries: list[RecipeEntry] = []
+
+    def on_mount(self) -> None:
+        for label in COLUMNS:
+            self.add_column(label, key=label)
+
+    def show(self, entries: list[RecipeEntry], fits: dict[str, Fit], tiny: bool) -> None:
+        cursor = self.cursor_row
+        self.entries = entries
+        self.clear()
+        for entry in entries:
+            key = str(entry.path)
+            recipe = entry.recipe
+            name = Text(entry.name, style="bold")
+            if entry.source == "saved":
+                name.append(" ·saved", style="dim")
+            if recipe is None:
+                self.add_row(name, Text("invalid", style="red"), "", "", "", "", key=key)
+                continue
+            model = short_model(recipe.model)
+            dataset = PurePath(recipe.dataset).name or recipe.dataset
+            if recipe.tiny or tiny:
+                model += " (tiny)"
+                if recipe.sample_dataset:  # tiny mode trains on the recipe's sample
+                    dataset = f"{PurePath(recipe.sample_dataset).name} (sample)"
+            fit = fits.get(key)
+            if fit is None:
+                need, badge = Text("…", style="dim"), Text("…", style="dim")
+            else:
+                need = Text(fit.need if fit.total_gib is not None else "?", justify="right")
+                badge = Text(*fit.badge)
+            self.add_row(name, badge, need, recipe.task, model, dataset, key=key)
+        if entries:
+            self.move_cursor(row=min(max(cursor, 0), len(entries) - 1))
+
+    @property
+    def current(self) -> RecipeEntry | None:
+        if not self.entries or self.cursor_row < 0:
+            return None
+        return self.entries[min(self.cursor_row, len(self.entries) - 1)]

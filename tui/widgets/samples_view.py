@@ -1,0 +1,46 @@
+"""The latest greedy samples from an eval: prompt, reference and the model's output."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from recipes.events import Sample
+
+
+def render_samples(samples: list[Sample], step: int | None) -> Group | Text:
+    if not samples:
+        return Text("no greedy samples yet: they appear at each eval "
+                    "(eval_steps, eval_prompts in the recipe)", style="dim")
+    parts = []
+    for i, sample in enumerate(samples, 1):
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="bold", no_wrap=True, width=9)
+        table.add_column(overflow="fold")
+        table.add_row(f"#{i} prompt", Text(sample.prompt.strip()))
+        table.add_row("reference", Text(sample.reference.strip(), style="green"))
+        table.add_row("output", Text(sample.output.strip(), style="cyan"))
+        parts.append(table)
+        parts.append(Text(""))
+    return Group(Text(f"at step {step}", style="dim"), *parts)
+
+
+class SamplesView(VerticalScroll):
+    DEFAULT_CSS = """
+    SamplesView {
+        height: 1fr;
+        padding: 0 1;
+    }
+    SamplesView > Static {
+        height: auto;
+    }
+    """
+
+    def compose(self):
+        yield Static(render_samples([], None))
+
+    def show(self, samples: list[Sample], step: int | None) -> None:
+        self.query_one(Static).update(render_samples(samples, step))
