@@ -72,6 +72,7 @@ class Preflight(Event):
     notes: list[str] = field(default_factory=list)
     # Multitask recipes: each task's share of trained tokens, "before" and "after" balancing.
     task_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    stage: str = ""  # multi-stage pipelines (gemma3-scratch): which stage; "" = the only one
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Step(Event):
     grad_norm: float | None
     tokens_per_second: float
     memory: Memory | None = None
+    stage: str = ""
 
 
 @dataclass
@@ -101,6 +103,9 @@ class Eval(Event):
     loss: float | None
     perplexity: float | None
     samples: list[Sample] = field(default_factory=list)
+    stage: str = ""
+    # Eval loss of named parts of the eval set (per task, per language), beside the overall one.
+    subset_losses: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +113,7 @@ class Checkpoint(Event):
     type: ClassVar[str] = "checkpoint"
     step: int
     path: str
+    stage: str = ""
 
 
 @dataclass
@@ -200,8 +206,12 @@ class EventWriter:
         self._fh.write(line + "\n")
         self._fh.flush()
         if self._echo is not None:
-            self._echo.write(line + "\n")
-            self._echo.flush()
+            try:
+                self._echo.write(line + "\n")
+                self._echo.flush()
+            except (BrokenPipeError, ValueError):
+                # The reader (a TUI) went away: keep training; events.jsonl has everything.
+                self._echo = None
         for listener in self._listeners:
             listener(event)
 

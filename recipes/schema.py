@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,54 @@ class Recipe:
     test_fraction: float = knob(0.1, "Share of rows held out for the before/after evaluation.",
                                 group="data", min=0.0, max=0.5)
 
+    # -- from-scratch stages (gemma3-scratch) ------------------------------------------
+    stages: list[str] = knob(
+        [], "Pipeline stages run in order: tokenizer, pretrain, finetune, or consecutive ones "
+        "of them (finetune alone reads `model`, pretrain alone `tokenizer_path`); empty = an "
+        "ordinary fine-tuning recipe.", group="recipe")
+    language_ratios: list[str] = knob(
+        [], "Corpus mix as lang=weight items (as=0.5, hi=0.3, en=0.2): sentences are sampled in "
+        "these shares; empty = every language of the corpus as it comes.", group="data")
+    corpus_sentences: int = knob(
+        100_000, "Sentences sampled from the corpus for the tokenizer and pretraining; 0 = as "
+        "many as the language ratios allow.", group="data", min=0, max=1_000_000_000)
+    infill_mask_ratio: float = knob(
+        0.15, "Infilling task: share of a sentence's words masked, in spans of 1-3 words.",
+        group="data", min=0.0, max=0.9, min_exclusive=True)
+    tokenizer_vocab_size: int = knob(
+        32000, "SentencePiece BPE vocabulary trained by the tokenizer stage (special and 256 "
+        "byte-fallback tokens included; higher = fewer tokens per word, bigger embeddings).",
+        group="model", min=300, max=1_000_000)
+    tokenizer_path: str = knob(
+        "", "Trained tokenizer folder for a pipeline without the tokenizer stage (e.g. "
+        "runs/<id>/stages/tokenizer).", group="model")
+    scratch_hidden_size: int = knob(
+        0, "From-scratch model width; 0 = the `model`'s own (tiny: the miniature's).",
+        group="model", min=0, max=65536)
+    scratch_layers: int = knob(0, "From-scratch model depth in layers; 0 = the `model`'s own.",
+                               group="model", min=0, max=1024)
+    scratch_heads: int = knob(0, "From-scratch attention heads; 0 = the `model`'s own.",
+                              group="model", min=0, max=1024)
+    scratch_kv_heads: int = knob(0, "From-scratch key/value heads (grouped-query attention); "
+                                 "0 = the `model`'s own.", group="model", min=0, max=1024)
+    scratch_head_dim: int = knob(0, "From-scratch attention head width; 0 = the `model`'s own "
+                                 "(or hidden / heads when sizes are set).",
+                                 group="model", min=0, max=4096)
+    scratch_intermediate_size: int = knob(
+        0, "From-scratch MLP width; 0 = the `model`'s own, scaled with scratch_hidden_size.",
+        group="model", min=0, max=262144)
+    pretrain_learning_rate: float = knob(
+        3e-4, "Peak learning rate of full-parameter pretraining (the finetune stage uses "
+        "learning_rate).", group="train", min=0.0, max=1.0, min_exclusive=True)
+    pretrain_epochs: float = knob(
+        1.0, "Pretraining passes over the sampled corpus (ignored when pretrain_max_steps > 0).",
+        group="train", min=0.0, max=1000.0, min_exclusive=True)
+    pretrain_max_steps: int = knob(0, "Pretraining optimizer updates; 0 = derive from "
+                                   "pretrain_epochs.", group="train", min=0, max=10_000_000)
+    pretrain_optimizer: str = knob(
+        "adamw_torch", "Pretraining optimizer (full parameters: 32-bit state keeps embeddings "
+        "trained from scratch stable).", group="train", choices=CHOICES_OPTIM)
+
     # -- evaluation --------------------------------------------------------------------
     eval_samples: int = knob(100, "Held-out examples decoded greedily before and after training.",
                              group="eval", min=0, max=100_000)
@@ -249,8 +298,13 @@ FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Re
 GROUPS: tuple[str, ...] = ("recipe", "model", "lora", "train", "logging", "data", "eval")
 
 
+@functools.cache
+def _type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(Recipe)
+
+
 def field_type(name: str) -> Any:
-    return typing.get_type_hints(Recipe)[name]
+    return _type_hints()[name]
 
 
 def _nearest(key: str) -> str:
@@ -457,14 +511,21 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 
 def dump_recipe(recipe: Recipe) -> str:
-    """The resolved recipe as YAML, every field present, in schema order."""
-    return yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+    """The resolved recipe as YAML, every field present, in schema order.
+
+    In tiny mode the tiny overrides are already applied, so they are written empty: loading
+    the file again (``--resume``) must not reapply them over ``--set`` values.
+    """
+    data = recipe.to_dict()
+    if recipe.tiny:
+        data["tiny_overrides"] = {}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
 def describe_fields() -> list[dict[str, Any]]:
     """Every field with its type, default, bounds and help: for --fields and the TUI form."""
     out = []
-    hints = typing.get_type_hints(Recipe)
+    hints = _type_hints()
     for f in dataclasses.fields(Recipe):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
         tp = hints[f.name]

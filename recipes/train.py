@@ -331,6 +331,10 @@ def _event_callback(writer: ev.EventWriter, device: str, stop: StopFlag,
 
 def run(recipe: Recipe, options: RunOptions) -> Path:
     """Train ``recipe``; returns the run directory. Raises SlothlabError on bad input."""
+    if recipe.stages:  # a multi-stage pipeline (gemma3-scratch) runs and resumes its own stages
+        from recipes.scratch import run_stages
+
+        return run_stages(recipe, options)
     resume_checkpoint: Path | None = None
     if options.resume_dir is not None:
         finished = [e for e in ev.read_events(options.resume_dir / EVENTS_FILE)

@@ -178,3 +178,14 @@ def test_task_balancing_evens_trained_token_shares(tiny_llama_tokenizer) -> None
                          source="inkuba")
     assert "after" not in unbalanced.stats["task_shares"]
     assert len(prepared.train) > len(unbalanced.train)
+
+
+def test_resolved_tiny_recipe_reloads_with_its_set_values(tmp_path: Path) -> None:
+    """--resume reloads recipe.yaml: the tiny overrides must not be applied a second time."""
+    from recipes.schema import dump_recipe
+
+    r = recipe("finetome-llama3.2-3b", "tiny=true", "max_steps=7")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(dump_recipe(r), encoding="utf-8")
+    again = load_recipe(path)
+    assert again.max_steps == 7 and again.learning_rate == 3e-3 and not again.tiny_overrides
