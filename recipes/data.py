@@ -303,17 +303,22 @@ def _clean(examples: list[Example], skip: Any, recipe: Recipe) -> list[Example]:
     return kept
 
 
-def split(examples: list[Example], recipe: Recipe) -> Splits:
-    """Seeded shuffle, then test, validation and train slices (same seed = same split)."""
-    order = list(range(len(examples)))
-    random.Random(recipe.seed).shuffle(order)
-    n = len(order)
+def held_out_sizes(n: int, recipe: Recipe) -> tuple[int, int]:
+    """(test, validation) sizes for ``n`` rows: the fractions rounded, at least one each from 3."""
     n_test = round(n * recipe.test_fraction) if recipe.test_fraction else 0
     n_val = round(n * recipe.val_fraction) if recipe.val_fraction else 0
     if recipe.test_fraction and n_test == 0 and n >= 3:
         n_test = 1
     if recipe.val_fraction and n_val == 0 and n >= 3:
         n_val = 1
+    return n_test, n_val
+
+
+def split(examples: list[Example], recipe: Recipe) -> Splits:
+    """Seeded shuffle, then test, validation and train slices (same seed = same split)."""
+    order = list(range(len(examples)))
+    random.Random(recipe.seed).shuffle(order)
+    n_test, n_val = held_out_sizes(len(order), recipe)
     pick = [examples[i] for i in order]
     return Splits(train=pick[n_test + n_val:], val=pick[n_test:n_test + n_val], test=pick[:n_test])
 

@@ -49,9 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from recipes import events as ev
+from recipes.data import held_out_sizes
 from recipes.errors import BackendError, DataError, RecipeError, RunDirError, SlothlabError
 from recipes.rundir import ADAPTER, EVENTS_FILE, RECIPE_FILE, latest_checkpoint
-from recipes.schema import Recipe, dump_recipe
+from recipes.schema import Recipe
 
 STAGES = ("tokenizer", "pretrain", "finetune")
 STAGES_DIR = "stages"
@@ -204,7 +205,7 @@ def load_corpus(recipe: Recipe) -> Corpus:
     test: list[tuple[str, str]] = []
     for lang in ratios:  # split per language, so every language is held out in proportion
         picked = rng.sample(by_lang[lang], counts[lang])
-        n_test, n_val = _held_out_sizes(len(picked), recipe)
+        n_test, n_val = held_out_sizes(len(picked), recipe)
         test += [(lang, t) for t in picked[:n_test]]
         val += [(lang, t) for t in picked[n_test:n_test + n_val]]
         train += [(lang, t) for t in picked[n_test + n_val:]]
@@ -232,17 +233,6 @@ def sample_counts(available: dict[str, int], ratios: dict[str, float],
     for lang in by_remainder[:total - sum(counts.values())]:
         counts[lang] = min(counts[lang] + 1, available[lang])
     return counts, notes
-
-
-def _held_out_sizes(n: int, recipe: Recipe) -> tuple[int, int]:
-    """(test, val) sizes as recipes.data.split rounds them: at least one each from 3 rows."""
-    n_test = round(n * recipe.test_fraction) if recipe.test_fraction else 0
-    n_val = round(n * recipe.val_fraction) if recipe.val_fraction else 0
-    if recipe.test_fraction and n_test == 0 and n >= 3:
-        n_test = 1
-    if recipe.val_fraction and n_val == 0 and n >= 3:
-        n_val = 1
-    return n_test, n_val
 
 
 # -------------------------------------------------------------------------- 1. tokenizer
@@ -1043,11 +1033,11 @@ def current_stage(recipe: Recipe, run_dir: Path | None) -> str | None:
 
 def run_stages(recipe: Recipe, options: Any) -> Path:
     """Run (or resume) the recipe's stages in order; returns the run directory."""
-    from recipes.rundir import new_run_dir
     from recipes.train import (
         StopFlag,
         advice_for,
         describe_device,
+        open_run,
         quiet_libraries,
         train_device,
     )
@@ -1076,14 +1066,7 @@ def run_stages(recipe: Recipe, options: Any) -> Path:
     if options.resume_dir is not None:
         check_same_corpus(options.resume_dir, recipe, corpus)
 
-    if options.resume_dir is not None:
-        run_dir = options.resume_dir
-    else:
-        run_dir = new_run_dir(options.runs_root, recipe.name)
-        (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
-    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo)
-    for listener in options.listeners:
-        writer.subscribe(listener)
+    run_dir, writer = open_run(recipe, options)
     stop = StopFlag()
     restore_sigint = stop.install()
     started = time.time()

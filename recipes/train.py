@@ -363,14 +363,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     base_dirs = [PROJECT_ROOT]
     loaded = load_examples(recipe, source, base_dirs=base_dirs)
 
-    if options.resume_dir is not None:
-        run_dir = options.resume_dir
-    else:
-        run_dir = new_run_dir(options.runs_root, recipe.name)
-        (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
-    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo)
-    for listener in options.listeners:
-        writer.subscribe(listener)
+    run_dir, writer = open_run(recipe, options)
     stop = StopFlag()
     restore_sigint = stop.install()
     started = time.time()
@@ -457,6 +450,19 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     finally:
         restore_sigint()
         writer.close()
+
+
+def open_run(recipe: Recipe, options: RunOptions) -> tuple[Path, ev.EventWriter]:
+    """The run directory (new, with the resolved recipe; or the one resumed) and its writer."""
+    if options.resume_dir is not None:
+        run_dir = options.resume_dir
+    else:
+        run_dir = new_run_dir(options.runs_root, recipe.name)
+        (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
+    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo)
+    for listener in options.listeners:
+        writer.subscribe(listener)
+    return run_dir, writer
 
 
 def fit_warning(recipe: Recipe, device: str, backend: str) -> list[str]:
