@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.data import load_rows
+from recipes.data import clean_text, load_rows
 from recipes.errors import DataError
 from recipes.schema import Recipe
 
@@ -66,12 +66,6 @@ def extra_sources(recipe: Recipe) -> list[str]:
     return recipe.extra_datasets
 
 
-def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return " ".join(str(value).split())
-
-
 # ------------------------------------------------------------------------------- medqa
 
 MEDQUAD_COLUMNS = {"question": ("question",), "answer": ("answer",)}
@@ -85,8 +79,8 @@ def medqa(recipe: Recipe, source: str, base_dirs: list[Path]) -> Built:
     cols = find_columns(medquad, MEDQUAD_COLUMNS, source, ("question", "answer"))
     built = Built([], len(medquad))
     for row in medquad:
-        built.rows.append({"instruction": _cell(row.get(cols["question"])),
-                           "response": _cell(row.get(cols["answer"])), "origin": "MedQuAD"})
+        built.rows.append({"instruction": clean_text(row.get(cols["question"])),
+                           "response": clean_text(row.get(cols["answer"])), "origin": "MedQuAD"})
     extras = extra_sources(recipe)
     if not extras:
         built.notes.append("MedQuAD only (no extra_datasets set)")
@@ -103,14 +97,14 @@ def medqa(recipe: Recipe, source: str, base_dirs: list[Path]) -> Built:
     added = 0
     for row in afrimed:
         kind = _key(row.get(cols["type"], "")) if "type" in cols else ""
-        answer = _cell(row.get(cols["answer"]))
+        answer = clean_text(row.get(cols["answer"]))
         if kind and kind not in AFRIMED_FREE_TEXT:
             built.skip(f"AfriMed-QA {kind} (not free text)")
             continue
         if not answer:
             built.skip("AfriMed-QA without a free-text answer")
             continue
-        built.rows.append({"instruction": _cell(row.get(cols["question"])), "response": answer,
+        built.rows.append({"instruction": clean_text(row.get(cols["question"])), "response": answer,
                            "origin": "AfriMed-QA"})
         added += 1
     built.notes.append(f"merged {len(medquad)} MedQuAD rows with {added} AfriMed-QA free-text rows")
@@ -133,7 +127,7 @@ def saudial(recipe: Recipe, source: str, base_dirs: list[Path]) -> Built:
     cols = find_columns(rows, SAUDIAL_COLUMNS, source, ("dialect", "english", "translation"))
     built = Built([], len(rows))
     for row in rows:
-        values = {name: _cell(row.get(header)) for name, header in cols.items()}
+        values = {name: clean_text(row.get(header)) for name, header in cols.items()}
         if not any(values.values()):
             built.skip("blank row")
             continue
@@ -173,15 +167,15 @@ def inkuba(recipe: Recipe, source: str, base_dirs: list[Path]) -> Built:
         cols = find_columns(rows, INKUBA_COLUMNS, src, tuple(INKUBA_COLUMNS))
         built.n_read += len(rows)
         for row in rows:
-            target = _cell(row.get(cols["targets"]))
+            target = clean_text(row.get(cols["targets"]))
             if not target:
                 built.skip("no target")
                 continue
-            task = _cell(row.get(cols["task"])).lower()
-            built.rows.append({"instruction": _cell(row.get(cols["instruction"])),
-                               "input": _cell(row.get(cols["inputs"])), "response": target,
+            task = clean_text(row.get(cols["task"])).lower()
+            built.rows.append({"instruction": clean_text(row.get(cols["instruction"])),
+                               "input": clean_text(row.get(cols["inputs"])), "response": target,
                                "task": TASKS.get(task, task),
-                               "langs": _language(_cell(row.get(cols["langs"])))})
+                               "langs": _language(clean_text(row.get(cols["langs"])))})
     counts: dict[str, int] = {}
     for row in built.rows:
         key = f"{row['task']}/{row['langs']}"

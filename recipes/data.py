@@ -191,7 +191,7 @@ def _require_columns(rows: list[dict], needed: list[str], source: str, fmt: str)
         )
 
 
-def _text(value: Any) -> str:
+def clean_text(value: Any) -> str:
     """Cell text with line endings unified (CRLF exports) and outer whitespace stripped.
 
     Single-line text also has runs of spaces collapsed; multi-line text (code, lists) keeps
@@ -225,20 +225,20 @@ def _from_instruction(rows: list[dict], recipe: Recipe, source: str,
     cols = {k: _column(recipe, k) for k in ("instruction", "input", "response", "system")}
     _require_columns(rows, [cols["instruction"], cols["response"]], source, "instruction")
     for i, row in enumerate(rows, start=1):
-        instruction = _text(row.get(cols["instruction"]))
-        extra = _text(row.get(cols["input"]))
-        response = _text(row.get(cols["response"]))
+        instruction = clean_text(row.get(cols["instruction"]))
+        extra = clean_text(row.get(cols["input"]))
+        response = clean_text(row.get(cols["response"]))
         if not instruction or not response:
             skip("empty instruction or response")
             continue
         user = f"{instruction}\n\n{extra}" if extra else instruction
         messages = [{"role": "user", "content": user},
                     {"role": "assistant", "content": response}]
-        system = _text(row.get(cols["system"])) or recipe.system_prompt
+        system = clean_text(row.get(cols["system"])) or recipe.system_prompt
         if system:
             messages.insert(0, {"role": "system", "content": system})
-        meta = {key: _text(row[col]) for key in ("task", "lang")
-                if (col := _column(recipe, key)) in row and _text(row[col])}
+        meta = {key: clean_text(row[col]) for key in ("task", "lang")
+                if (col := _column(recipe, key)) in row and clean_text(row[col])}
         examples.append(Example(i, messages, {"instruction": instruction, "input": extra,
                                               "response": response}, meta))
     return examples
@@ -272,7 +272,7 @@ def _from_turns(rows: list[dict], recipe: Recipe, source: str, skip: Any) -> lis
                 raise DataError(f"row {i}: unknown role {turn[role_key]!r}", where=source,
                                 fix="roles must be system/user/assistant (messages) or "
                                     "system/human/gpt (sharegpt)")
-            messages.append({"role": role, "content": _text(turn[content_key])})
+            messages.append({"role": role, "content": clean_text(turn[content_key])})
         if not any(m["role"] == "assistant" and m["content"] for m in messages):
             skip("no assistant turn with text")
             continue

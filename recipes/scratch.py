@@ -483,7 +483,7 @@ def clarification_source(recipe: Recipe) -> str | None:
 
 def clarification_examples(recipe: Recipe) -> list[Any]:
     """Rows of {question, clarified_question, lang} as chat examples (columns can be mapped)."""
-    from recipes.data import _text, load_rows
+    from recipes.data import clean_text, load_rows
     from recipes.train import PROJECT_ROOT
 
     source = clarification_source(recipe)
@@ -500,10 +500,10 @@ def clarification_examples(recipe: Recipe) -> list[Any]:
                 "--set columns={question: ambiguous, clarified_question: rewrite}")
     out = []
     for i, row in enumerate(rows, start=1):
-        question, clarified = _text(row.get(cols["question"])), _text(row.get(cols["clarified_question"]))
+        question, clarified = clean_text(row.get(cols["question"])), clean_text(row.get(cols["clarified_question"]))
         if question and clarified:
             out.append(_chat_example(i, CLARIFY_PROMPT.format(text=question), clarified,
-                                     "clarification", _text(row.get(cols["lang"]))))
+                                     "clarification", clean_text(row.get(cols["lang"]))))
     return out
 
 
