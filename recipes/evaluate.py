@@ -92,7 +92,7 @@ def pad(seqs: list[list[int]], pad_id: int, *, left: bool = False) -> tuple[Any,
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, seq in enumerate(seqs):
         cols = slice(width - len(seq), width) if left else slice(0, len(seq))
-        ids[row, cols] = torch.tensor(seq, dtype=torch.long)
+        ids[row, cols] = torch.as_tensor(seq, dtype=torch.long)
         mask[row, cols] = 1
     return ids, mask
 

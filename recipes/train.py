@@ -137,7 +137,6 @@ def quiet_libraries() -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import datasets
         import transformers
@@ -424,7 +423,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
             writer.emit(ev.Stopped(step=step, checkpoint=str(checkpoint) if checkpoint else None,
                                    resume_command=f"slothlab --resume {run_dir}"))
             return run_dir
-        if data.val and not (recipe.eval_steps and step % recipe.eval_steps == 0):
+        if data.val and not recipe.eval_steps:  # with eval_steps the trainer evaluates at the end
             trainer.evaluate()
         adapter_dir = run_dir / ADAPTER
         model.save_pretrained(str(adapter_dir))

@@ -57,7 +57,7 @@ def test_masking_on_the_real_tokenizer(real_tokenizer) -> None:
     assert tok.decode(trained) == "Where is the pharmacy?</s>Thank you.</s>"
     # Same ids as the real tokenizer gives the whole rendered conversation.
     reference = tok(tok.apply_chat_template(CONVERSATIONS[1], tokenize=False))["input_ids"]
-    assert t.input_ids == reference
+    assert t.input_ids.tolist() == reference
     first = next(i for i, lab in enumerate(t.labels) if lab != IGNORE_INDEX)
     assert tok.decode(t.input_ids[:first]).endswith("<|assistant|>\n")
 

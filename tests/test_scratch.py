@@ -176,7 +176,7 @@ def test_only_the_targets_are_trained(tokenizer, corpus) -> None:
         target = ex.messages[-1]["content"]
         assert trained_text(tokenizer, tok) == target + "<end_of_turn>"
         prompt = ex.messages[0]["content"]
-        assert tok.labels[:len(tokenizer(prompt)["input_ids"])] == \
+        assert tok.labels[:len(tokenizer(prompt)["input_ids"])].tolist() == \
             [IGNORE_INDEX] * len(tokenizer(prompt)["input_ids"]), "the prompt is not trained"
     masked = infill[0].messages[0]["content"]
     assert MASK in masked and tokenizer.convert_tokens_to_ids(MASK) in items[0].input_ids

@@ -3,6 +3,8 @@
     .venv/bin/python tests/benchmarks/bench_dataprep.py                   # 100,000 rows
     .venv/bin/python tests/benchmarks/bench_dataprep.py --rows 20000      # quicker
     .venv/bin/python tests/benchmarks/bench_dataprep.py --profile         # + cProfile of slothlab
+    .venv/bin/python tests/benchmarks/bench_dataprep.py \
+        --sides slothlab,slothlab-parallel,trl,trl-masked                   # every side
 
 The script writes ``--rows`` synthetic conversations in FineTome's sharegpt schema
 (``{"conversations": [{"from": "system"|"human"|"gpt", "value": ...}], "source", "score"}``;
@@ -14,7 +16,11 @@ prepares it in one fresh child process per side (``--side ...``), so each side's
 * **slothlab**: ``recipes.data.load_examples`` + ``recipes.data.prepare`` with a recipe of
   ``dataset_format: sharegpt`` and ``val_fraction = test_fraction = 0`` (so every row is
   tokenized, as on the TRL side): load, normalise, split, render, tokenize, mask labels to the
-  assistant responses, preflight statistics.
+  assistant responses, preflight statistics. The child first calls
+  ``recipes.train.quiet_libraries()`` as ``run()`` does, which sets
+  ``TOKENIZERS_PARALLELISM=false`` unless it is already set.
+* **slothlab-parallel** (opt-in): the same with ``TOKENIZERS_PARALLELISM=true``, i.e. the
+  Rust-parallel batch tokenization that ``recipes.data.tokenize`` is written for.
 * **trl**: the standard TRL path for conversational data: ``datasets.load_dataset("json")``, a
   ``map`` turning sharegpt rows into ``{"messages": [...]}`` (TRL's own ``maybe_convert_to_chatml``
   renames the keys but keeps the roles ``human``/``gpt``, which the chat template ignores, so the
@@ -22,7 +28,7 @@ prepares it in one fresh child process per side (``--side ...``), so each side's
   ``SFTTrainer._prepare_dataset`` with ``assistant_only_loss=False`` (``apply_chat_template`` +
   tokenize per row, labels, truncation to ``max_length``). The trainer is built once around a
   one-layer model on an 8-row dataset; only ``_prepare_dataset`` on the full data is timed.
-* **trl-masked**: the same with ``assistant_only_loss=True``, which masks labels to the
+* **trl-masked** (opt-in): the same with ``assistant_only_loss=True``, which masks labels to the
   assistant turns as slothlab does (like for like). The tokenizer's template has no
   ``{% generation %}`` markers and TRL has no training template for it, so this side swaps in the
   same template with the markers added (renders the same text).
@@ -31,7 +37,9 @@ Both use the same tokenizer: TinyLlama-1.1B-Chat's real one from
 ``/work/shared/realdata/tokenizers`` when it is there, else the demo's tiny tokenizer (built in
 a temporary cache), and the same ``max_length`` (2048). Each child gets its own empty
 ``HF_DATASETS_CACHE`` so no side reuses another run's Arrow files. Timings include loading the
-``.jsonl``; the table also shows each phase.
+``.jsonl``; the table also shows each phase, examples per CPU-second of the child (steadier
+than wall time when other processes share the machine) and "others": the share of the machine's
+CPU that other processes used while the side ran (above ~10%, distrust the wall-clock figures).
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from pathlib import Path
 
 REAL_TOKENIZER = Path("/work/shared/realdata/tokenizers/TinyLlama-1.1B-Chat-v1.0")
 MAX_LENGTH = 2048
-SIDES = ("slothlab", "trl", "trl-masked")
+SIDES = ("slothlab", "slothlab-parallel", "trl", "trl-masked")
 SHAREGPT_TO_ROLE = {"human": "user", "gpt": "assistant", "system": "system"}
 
 # TinyLlama-1.1B-Chat's template with {% generation %} around what the assistant is trained on
@@ -57,7 +65,8 @@ SHAREGPT_TO_ROLE = {"human": "user", "gpt": "assistant", "system": "system"}
 ZEPHYR_GENERATION = (
     "{% for message in messages %}\n"
     "{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n"
-    "{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n"
+    "{% elif message['role'] == 'system' %}\n"
+    "{{ '<|system|>\n' + message['content'] + eos_token }}\n"
     "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n' }}"
     "{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}\n\n"
     "{% endif %}\n"
@@ -75,7 +84,8 @@ WORDS = (
     "water energy planet history language music science city river mountain animal plant cell "
     "protein market price growth policy health student teacher school research study method "
     "approximately significantly important different possible available specific general simple "
-    "café naïve résumé Zürich São Paulo über straße 東京 数据 模型 привет мир 😀"
+    "café naïve résumé Zürich São Paulo über straße 東京 数据 模型 привет мир "
+    "😀"
 ).split()
 SYSTEM_PROMPTS = (
     "You are a helpful assistant.",
@@ -155,6 +165,11 @@ def load_tokenizer(cache: Path):
     return AutoTokenizer.from_pretrained(str(folder)), "demo tiny tokenizer"
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set so far (ru_maxrss is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -165,37 +180,46 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_slothlab(path: Path, tokenizer, profile: Path | None) -> dict:
+def setup_slothlab(path: Path, tokenizer, profile: Path | None):
+    """Imports done, recipe built; returns the timed preparation as a callable."""
+    import datasets  # noqa: F401  (imported by load_rows; not part of the timing)
+
     from recipes.data import load_examples, prepare
     from recipes.schema import Recipe
 
     recipe = Recipe(name="bench", dataset=str(path), dataset_format="sharegpt",
                     max_seq_length=MAX_LENGTH, val_fraction=0.0, test_fraction=0.0)
-    profiler = None
-    if profile is not None:
-        import cProfile
 
-        profiler = cProfile.Profile()
-        profiler.enable()
-    t0 = time.perf_counter()
-    examples, skipped, n_rows = load_examples(recipe, str(path))
-    t1 = time.perf_counter()
-    data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=str(path))
-    t2 = time.perf_counter()
-    peak = peak_rss_mb()
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(str(profile))
-    rows = data.train + data.val
-    return {"peak_rss_mb": peak, "phases": {"load+normalise": t1 - t0, "split+render+tokenize+stats": t2 - t1},
-            "seconds": t2 - t0, "examples": len(rows),
-            "tokens": sum(len(t.input_ids) for t in rows),
-            "trained_tokens": sum(sum(1 for x in t.labels if x != -100) for t in rows),
-            "truncated": data.stats["truncated"], "skipped": sum(skipped.values())}
+    def prep() -> dict:
+        profiler = None
+        if profile is not None:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        examples, skipped, n_rows = load_examples(recipe, str(path))
+        t1 = time.perf_counter()
+        data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=str(path))
+        t2, cpu = time.perf_counter(), cpu_seconds() - cpu0
+        peak = peak_rss_mb()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
+        rows = data.train + data.val
+        return {"peak_rss_mb": peak, "cpu_seconds": cpu,
+                "phases": {"load+normalise": t1 - t0, "split+render+tokenize+stats": t2 - t1},
+                "seconds": t2 - t0, "examples": len(rows),
+                "tokens": sum(len(t.input_ids) for t in rows),
+                "trained_tokens": sum(sum(1 for x in t.labels if x != -100) for t in rows)}
+
+    return prep
 
 
-def run_trl(path: Path, tokenizer, masked: bool) -> dict:
+def setup_trl(path: Path, tokenizer, masked: bool):
+    """A trainer around a one-layer model; returns the timed preparation as a callable."""
     import datasets
+    import pyarrow.compute as pc
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
     from trl import SFTConfig, SFTTrainer
@@ -222,52 +246,86 @@ def run_trl(path: Path, tokenizer, masked: bool) -> dict:
     probe = probe.map(to_messages, remove_columns=probe.column_names)
     trainer = SFTTrainer(model=model, args=args, train_dataset=probe, processing_class=tokenizer)
 
-    t0 = time.perf_counter()
-    raw = datasets.load_dataset("json", data_files=str(path), split="train")
-    t1 = time.perf_counter()
-    messages = raw.map(to_messages, remove_columns=raw.column_names)
-    t2 = time.perf_counter()
-    prepared = trainer._prepare_dataset(messages, tokenizer, trainer.args, False, None, "train")
-    t3 = time.perf_counter()
-    peak = peak_rss_mb()
-    import pyarrow.compute as pc
+    def prep() -> dict:
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        raw = datasets.load_dataset("json", data_files=str(path), split="train")
+        t1 = time.perf_counter()
+        messages = raw.map(to_messages, remove_columns=raw.column_names)
+        t2 = time.perf_counter()
+        prepared = trainer._prepare_dataset(messages, tokenizer, trainer.args, False, None, "train")
+        t3, cpu = time.perf_counter(), cpu_seconds() - cpu0
+        peak = peak_rss_mb()
+        table = prepared.with_format("arrow")[:]  # counted in Arrow: no Python lists
+        return {"peak_rss_mb": peak, "cpu_seconds": cpu,
+                "phases": {"load_dataset": t1 - t0, "to messages": t2 - t1,
+                           "_prepare_dataset": t3 - t2},
+                "seconds": t3 - t0, "examples": len(prepared),
+                "tokens": pc.sum(pc.list_value_length(table["input_ids"])).as_py(),
+                "trained_tokens": pc.sum(pc.not_equal(pc.list_flatten(table["labels"]),
+                                                      -100)).as_py()}
 
-    table = prepared.with_format("arrow")[:]  # counted in Arrow: no Python lists
-    tokens = pc.sum(pc.list_value_length(table["input_ids"])).as_py()
-    trained = pc.sum(pc.not_equal(pc.list_flatten(table["labels"]), -100)).as_py()
-    return {"peak_rss_mb": peak,
-            "phases": {"load_dataset": t1 - t0, "to messages": t2 - t1, "_prepare_dataset": t3 - t2},
-            "seconds": t3 - t0, "examples": len(prepared), "tokens": tokens,
-            "trained_tokens": trained, "truncated": None, "skipped": len(raw) - len(prepared)}
+    return prep
 
 
 def child(side: str, path: Path, profile: Path | None) -> int:
-    pass
     import logging
     import warnings
 
     warnings.filterwarnings("ignore")
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    if side == "slothlab":
+        # Exactly what recipes.train.run() does before it prepares the data; among other things
+        # it sets TOKENIZERS_PARALLELISM=false (unless already set), which makes the batched
+        # tokenization single-threaded.
+        from recipes import train
+
+        (getattr(train, "quiet_libraries", None) or train._quiet_libraries)()
+    elif side == "slothlab-parallel":
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"  # what recipes/data.py's tokenize() expects
     tokenizer, tok_name = load_tokenizer(path.parent / "tiny-cache")
-    before = rss_mb()
-    result = run_slothlab(path, tokenizer, profile) if side == "slothlab" else (
-        run_trl(path, tokenizer, masked=side == "trl-masked"))
-    result.update(side=side, tokenizer=tok_name, rss_before_mb=before)
+    if side.startswith("slothlab"):
+        prep = setup_slothlab(path, tokenizer, profile)
+    else:
+        prep = setup_trl(path, tokenizer, masked=side == "trl-masked")
+    before = rss_mb()  # everything imported and set up: what follows is the preparation
+    result = prep()
+    result.update(side=side, tokenizer=tok_name, rss_before_mb=before,
+                  tokenizers_parallelism=os.environ.get("TOKENIZERS_PARALLELISM", "(unset)"))
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 
 
 # ------------------------------------------------------------------------------------ parent
 
+def busy_seconds() -> float:
+    """Non-idle CPU time of the whole machine so far (every core), from /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_side(side: str, path: Path, tmp: Path, profile: Path | None) -> dict:
     env = dict(os.environ, HF_DATASETS_CACHE=str(tmp / f"hf-{side}"), PYTHONWARNINGS="ignore")
     cmd = [sys.executable, __file__, "--side", side, "--data", str(path)]
     if profile is not None:
         cmd += ["--profile-out", str(profile)]
+    busy0, kids0, t0 = busy_seconds(), children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    foreign = (busy_seconds() - busy0) - (children_cpu_seconds() - kids0)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT "):])
+            result["foreign_cpu"] = max(0.0, foreign) / (wall * (os.cpu_count() or 1))
+            return result
     sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
     raise SystemExit(f"side {side} failed (exit {proc.returncode})")
 
@@ -312,8 +370,9 @@ def main() -> int:
         for side in sides:
             results[side] = run_side(side, path, tmp, None)
             r = results[side]
-            print(f"  {side:10s} {r['seconds']:7.1f} s  "
-                  + ", ".join(f"{k} {v:.1f} s" for k, v in r["phases"].items()), flush=True)
+            print(f"  {side:17s} {r['seconds']:7.1f} s  "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in r["phases"].items())
+                  + f"; other processes used {r['foreign_cpu']:.0%} of the CPUs", flush=True)
         if args.profile:
             profile = tmp / "slothlab.prof"
             run_side("slothlab", path, tmp, profile)
@@ -322,21 +381,28 @@ def main() -> int:
     first = next(iter(results.values()))
     print(f"\nresults ({args.rows} rows, tokenizer: {first['tokenizer']}, max_length {MAX_LENGTH}, "
           "single process each):")
-    print(f"  {'side':10s} {'seconds':>8s} {'examples/s':>11s} {'peak RSS MiB':>13s} "
-          f"{'(before prep)':>14s} {'examples':>9s} {'tokens':>11s} {'trained':>11s}")
+    print(f"  {'side':17s} {'seconds':>8s} {'examples/s':>11s} {'ex/CPU-s':>9s} "
+          f"{'peak RSS MiB':>13s} {'(before prep)':>14s} {'examples':>9s} {'tokens':>11s} "
+          f"{'trained':>11s} {'others':>7s}  TOKENIZERS_PARALLELISM")
     for side, r in results.items():
-        print(f"  {side:10s} {r['seconds']:8.1f} {r['examples'] / r['seconds']:11.0f} "
+        print(f"  {side:17s} {r['seconds']:8.1f} {r['examples'] / r['seconds']:11.0f} "
+              f"{r['examples'] / r['cpu_seconds']:9.0f} "
               f"{r['peak_rss_mb']:13.0f} {r['rss_before_mb']:14.0f} {r['examples']:9d} "
-              f"{r['tokens']:11d} {r['trained_tokens']:11d}")
+              f"{r['tokens']:11d} {r['trained_tokens']:11d} {r['foreign_cpu']:7.0%}  "
+              f"{r['tokenizers_parallelism']}")
     if "slothlab" in results:
         s = results["slothlab"]
-        for side in (x for x in results if x != "slothlab"):
+        for side in (x for x in results if not x.startswith("slothlab")):
             r = results[side]
             speed = (s["examples"] / s["seconds"]) / (r["examples"] / r["seconds"])
-            print(f"  slothlab/{side}: speed {speed:.2f}x, peak RSS "
+            cpu = (s["examples"] / s["cpu_seconds"]) / (r["examples"] / r["cpu_seconds"])
+            growth = ((s["peak_rss_mb"] - s["rss_before_mb"])
+                      / max(1.0, r["peak_rss_mb"] - r["rss_before_mb"]))
+            print(f"  slothlab/{side}: speed {speed:.2f}x (per CPU-second {cpu:.2f}x), peak RSS "
                   f"{s['peak_rss_mb'] / r['peak_rss_mb']:.2f}x, RSS growth during prep "
-                  f"{(s['peak_rss_mb'] - s['rss_before_mb']) / max(1.0, r['peak_rss_mb'] - r['rss_before_mb']):.2f}x")
-    print(f"  total wall time {time.perf_counter() - started:.0f} s")
+                  f"{growth:.2f}x")
+    print(f"  total wall time {time.perf_counter() - started:.0f} s, load average at end "
+          f"{os.getloadavg()[0]:.2f}")
     return 0
 
 
