@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_help.py
 	$(BIN)/python tests/benchmarks/bench_overhead.py
 	$(BIN)/python tests/benchmarks/bench_dataprep.py
+	$(BIN)/python tests/benchmarks/bench_eval.py
+	$(BIN)/python tests/benchmarks/bench_tui.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
