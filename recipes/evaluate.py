@@ -213,10 +213,15 @@ def cached_eval(run_dir: Path, stage: str, key: str, compute: Any) -> tuple[Eval
     folder = run_dir / "eval"
     path = folder / f"{stage}-{key}.json"
     if path.exists():
-        return EvalResult(**json.loads(path.read_text(encoding="utf-8"))), True
+        try:
+            return EvalResult(**json.loads(path.read_text(encoding="utf-8"))), True
+        except (ValueError, TypeError):
+            pass  # a write cut short (killed run): recompute
     result = compute()
     folder.mkdir(exist_ok=True)
-    path.write_text(json.dumps(asdict(result), ensure_ascii=False), encoding="utf-8")
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(asdict(result), ensure_ascii=False), encoding="utf-8")
+    partial.replace(path)  # atomic: a reader sees the old file or the whole new one
     return result, False
 
 
@@ -331,6 +336,9 @@ def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
     from recipes.schema import load_recipe
 
     check_run_dir(run_dir)
+    if load_recipe(run_dir / RECIPE_FILE).stages:
+        raise RunDirError("staged runs (gemma3-scratch) are evaluated by their own stages",
+                          where=str(run_dir), fix=f"see {run_dir / 'report.md'}")
     adapter_dir = run_dir / ADAPTER
     if not (adapter_dir / "adapter_config.json").exists():
         raise RunDirError("this run has no adapter yet (it did not finish)", where=str(run_dir),

@@ -158,6 +158,8 @@ TERMINAL = ("finished", "stopped", "failed")
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
+    if not isinstance(data, dict):
+        raise ValueError(f"not an event object: {data!r:.80}")
     cls = EVENT_TYPES.get(data.get("type", ""))
     if cls is None:
         raise ValueError(f"unknown event type {data.get('type')!r}")

@@ -6,6 +6,7 @@
         checkpoints/      checkpoint-<step>/ from the trainer (resumable)
         adapter/          the final PEFT adapter (safetensors) + tokenizer
         base/             tiny mode only: the miniature base model the adapter belongs to
+        stages/           staged recipes only: one folder per stage, each resumable
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ EVENTS_FILE = "events.jsonl"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 BASE = "base"
+STAGES_DIR = "stages"  # staged recipes (gemma3-scratch): stages/<stage>/ with their own checkpoints
 
 
 def new_run_dir(runs_root: Path, recipe_name: str) -> Path:

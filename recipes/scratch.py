@@ -51,11 +51,10 @@ from typing import Any
 from recipes import events as ev
 from recipes.data import held_out_sizes
 from recipes.errors import BackendError, DataError, RecipeError, RunDirError, SlothlabError
-from recipes.rundir import ADAPTER, EVENTS_FILE, RECIPE_FILE, latest_checkpoint
+from recipes.rundir import ADAPTER, EVENTS_FILE, RECIPE_FILE, STAGES_DIR, latest_checkpoint
 from recipes.schema import Recipe
 
 STAGES = ("tokenizer", "pretrain", "finetune")
-STAGES_DIR = "stages"
 DONE = "done.json"
 MODEL = "model"  # the pretrained Gemma 3 folder inside stages/pretrain/
 TASKS = ("infilling", "clarification")

@@ -408,6 +408,10 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
                                       "labels": [t.labels for t in items]})
 
         base_result = evaluation.base(model_path, writer)
+        if stop.requested and resume_checkpoint is None:  # stopped before the first step
+            writer.emit(ev.Stopped(step=0, checkpoint=None,
+                                   resume_command=f"slothlab --recipe {run_dir / RECIPE_FILE}"))
+            return run_dir
         callback = _event_callback(writer, device, stop, options.stop_at_step, evaluation)
         trainer = trainer_class(device)(
             model=model, args=_training_args(recipe, run_dir, device, bool(data.val)),
@@ -418,7 +422,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
         trainer.train(resume_from_checkpoint=str(resume_checkpoint) if resume_checkpoint else None)
         step = trainer.state.global_step
 
-        if stop.requested:
+        if stop.requested and step < trainer.state.max_steps:
             checkpoint = latest_checkpoint(run_dir)
             writer.emit(ev.Stopped(step=step, checkpoint=str(checkpoint) if checkpoint else None,
                                    resume_command=f"slothlab --resume {run_dir}"))
@@ -428,7 +432,9 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
         adapter_dir = run_dir / ADAPTER
         model.save_pretrained(str(adapter_dir))
         tokenizer.save_pretrained(str(adapter_dir))
-        report = evaluation.finetuned(adapter_dir, base_result, writer)
+        # A stop that arrived after the last step skips the final evaluation (it can take
+        # minutes); `slothlab eval` produces the report later.
+        report = None if stop.requested else evaluation.finetuned(adapter_dir, base_result, writer)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         writer.emit(ev.Finished(step=step, final_loss=losses[-1] if losses else None,
                                 adapter_dir=str(adapter_dir), seconds=time.time() - started,

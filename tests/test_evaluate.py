@@ -120,3 +120,26 @@ def test_label_picking_returns_the_likeliest_candidate(tiny_model, tiny_llama_to
             logprobs = torch.log_softmax(tiny_model(torch.tensor([ids])).logits[0], -1)
         scores.append(sum(float(logprobs[p - 1, ids[p]]) for p in range(len(prompt_ids), len(ids))))
     assert picked == labels[max(range(3), key=scores.__getitem__)]
+
+
+def test_a_truncated_cache_file_is_recomputed(tmp_path: Path) -> None:
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "base-k.json").write_text('{"stage": "base", "outp', encoding="utf-8")
+    result, hit = cached_eval(tmp_path, "base", "k",
+                              lambda: EvalResult("base", ["x"], {"rouge1": 1.0}, [{"rouge1": 1.0}]))
+    assert not hit and result.outputs == ["x"]
+    assert cached_eval(tmp_path, "base", "k", lambda: None)[1], "the rewrite is readable"
+
+
+def test_eval_of_a_staged_run_says_where_its_report_is(tmp_path: Path) -> None:
+    from recipes.errors import RunDirError
+    from recipes.evaluate import evaluate_run
+    from recipes.registry import bundled
+
+    run = tmp_path / "20260101-000000-gemma3-scratch"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(bundled()["gemma3-scratch"].read_text(encoding="utf-8"),
+                                     encoding="utf-8")
+    (run / "events.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(RunDirError, match="evaluated by their own stages"):
+        evaluate_run(run, base=False)

@@ -79,3 +79,9 @@ def test_events_module_imports_no_torch() -> None:
     code = "import sys, recipes.events, recipes.schema; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("line", ["42", "null", "[1, 2]", '"text"'])
+def test_json_that_is_not_an_object_is_not_an_event(line: str) -> None:
+    with pytest.raises(ValueError):
+        ev.parse_event(line)

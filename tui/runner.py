@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -86,8 +87,12 @@ class RunProcess:
 
     def _signal(self, sig: int) -> None:
         if self.running:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)  # type: ignore[union-attr]
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if sig == signal.SIGKILL:
+                    # The run has its own session: kill its whole process group, children too.
+                    os.killpg(self.proc.pid, sig)  # type: ignore[union-attr]
+                else:
+                    self.proc.send_signal(sig)  # type: ignore[union-attr]
 
     async def run(self) -> int:
         temp_dir: str | None = None
@@ -95,7 +100,8 @@ class RunProcess:
         try:
             if self.spec.recipe is not None:
                 temp_dir = tempfile.mkdtemp(prefix="slothlab-tui-")
-                recipe_file = Path(temp_dir) / f"{self.spec.recipe.name or 'recipe'}.yaml"
+                safe = re.sub(r"[^A-Za-z0-9._-]+", "-", self.spec.recipe.name).strip(".-")
+                recipe_file = Path(temp_dir) / f"{safe or 'recipe'}.yaml"
                 recipe_file.write_text(dump_recipe(self.spec.recipe), encoding="utf-8")
             argv = command(self.spec, self.runs_dir, recipe_file, self.slothlab)
             if not self.state.live:
@@ -190,7 +196,9 @@ class RunProcess:
         """Called from ``finally``: a cancelled reader must not leave the run going."""
         if not self.running:
             return
-        self._signal(signal.SIGINT)
+        if not self._stop.is_set():
+            # One SIGINT only: a second one would make the trainer stop without a checkpoint.
+            self._signal(signal.SIGINT)
         try:
             await asyncio.wait_for(self.proc.wait(), self.grace)  # type: ignore[union-attr]
         except TimeoutError:

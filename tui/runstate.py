@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipes import events as ev
-from recipes.rundir import EVENTS_FILE, latest_checkpoint
+from recipes.rundir import EVENTS_FILE, STAGES_DIR, latest_checkpoint
 from tui import format as fmt
 from tui.series import Series
 
@@ -267,8 +267,10 @@ class RunState:
 
     @property
     def resumable(self) -> bool:
+        # A staged run resumes from its stage folders (or between stages, with no checkpoint).
         return (self.status in ("stopped", "failed", "interrupted") and self.run_dir is not None
-                and latest_checkpoint(self.run_dir) is not None)
+                and (latest_checkpoint(self.run_dir) is not None
+                     or (self.run_dir / STAGES_DIR).is_dir()))
 
     @property
     def current_step(self) -> int:
