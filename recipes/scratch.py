@@ -825,6 +825,7 @@ class Pipeline:
             _training_args,
             inference,
             load_model,
+            preflight_event,
             trainer_class,
         )
 
@@ -839,18 +840,8 @@ class Pipeline:
         val_by_task: dict[str, list[Any]] = {}
         for ex, tok in zip(data.splits.val, data.val, strict=True):
             val_by_task.setdefault(ex.meta["task"], []).append(tok)
-        per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
-                        // recipe.gradient_accumulation_steps)
-        total = recipe.max_steps or math.ceil(per_epoch * recipe.epochs)
-        writer.emit(ev.Preflight(
-            splits=data.splits.sizes(), tokens_min=data.stats["tokens_min"],
-            tokens_median=data.stats["tokens_median"], tokens_max=data.stats["tokens_max"],
-            trained_token_share=data.stats["trained_token_share"],
-            truncated=data.stats["truncated"], no_trained_tokens=0,
-            max_seq_length=recipe.max_seq_length, total_steps=total,
-            notes=[f"LoRA r={recipe.lora_r} alpha={recipe.lora_alpha} on {model_path}",
-                   *data.notes],
-            task_shares=data.stats["task_shares"]))
+        writer.emit(preflight_event(recipe, data, notes=[
+            f"LoRA r={recipe.lora_r} alpha={recipe.lora_alpha} on {model_path}", *data.notes]))
 
         evaluation = Evaluation(folder, recipe, backend, model, tokenizer, data)
         with model.disable_adapter():

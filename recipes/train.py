@@ -389,16 +389,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
                        source=source, notes=[*fit_warning(recipe, device, choice.name),
                                              *loaded.notes])
         evaluation = Evaluation(run_dir, recipe, backend, model, tokenizer, data)
-        steps_per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
-                              // recipe.gradient_accumulation_steps)
-        total = recipe.max_steps or math.ceil(steps_per_epoch * recipe.epochs)
-        writer.emit(ev.Preflight(
-            splits=data.splits.sizes(), tokens_min=data.stats["tokens_min"],
-            tokens_median=data.stats["tokens_median"], tokens_max=data.stats["tokens_max"],
-            trained_token_share=data.stats["trained_token_share"],
-            truncated=data.stats["truncated"], no_trained_tokens=0,
-            max_seq_length=recipe.max_seq_length, total_steps=total, notes=data.notes,
-            task_shares=data.stats["task_shares"]))
+        writer.emit(preflight_event(recipe, data))
 
         from datasets import Dataset
         from transformers import PrinterCallback
@@ -455,6 +446,20 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     finally:
         restore_sigint()
         writer.close()
+
+
+def preflight_event(recipe: Recipe, data: Any, **extra: Any) -> ev.Preflight:
+    """The preflight figures of prepared data, with the optimizer steps the run will take."""
+    per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
+                    // recipe.gradient_accumulation_steps)
+    total = recipe.max_steps or math.ceil(per_epoch * recipe.epochs)
+    stats = data.stats
+    return ev.Preflight(
+        splits=data.splits.sizes(), tokens_min=stats["tokens_min"],
+        tokens_median=stats["tokens_median"], tokens_max=stats["tokens_max"],
+        trained_token_share=stats["trained_token_share"], truncated=stats["truncated"],
+        no_trained_tokens=0, max_seq_length=recipe.max_seq_length, total_steps=total,
+        notes=extra.pop("notes", data.notes), task_shares=stats["task_shares"], **extra)
 
 
 def open_run(recipe: Recipe, options: RunOptions) -> tuple[Path, ev.EventWriter]:
