@@ -221,7 +221,8 @@ def test_stop_in_pretraining_then_resume_finishes_every_stage(pipeline) -> None:
     assert [e.stage for e in events if e.type == "preflight"] == ["pretrain", "pretrain",
                                                                  "finetune"]
     pre_steps = sorted({e.step for e in events if e.type == "step" and e.stage == "pretrain"})
-    assert pre_steps == [5, 10, 15, 20], "pretraining continued from step 10 to 20"
+    # step 1 is logged at once (logging_first_step), then every 5; the resume adds 15 and 20.
+    assert pre_steps == [1, 5, 10, 15, 20], "pretraining continued from step 10 to 20"
     assert {e.stage for e in events if e.type == "step"} == {"pretrain", "finetune"}
     assert all(e.stage for e in events if e.type in ("step", "eval", "checkpoint", "preflight"))
     stages = [e.stage for e in events if e.type == "metrics"]

@@ -170,9 +170,27 @@ def test_resume_continues_like_an_uninterrupted_run(runs_dir: Path, tiny_cache: 
     resumed = {s.step: s.loss for s in steps(stopped)}
     expected = {s.step: s.loss for s in steps(straight)}
     assert sorted(resumed) == list(range(1, 13))
-    for step in range(7, 13):
-        assert resumed[step] == pytest.approx(expected[step], rel=1e-3), f"step {step}"
+    # Same weights, optimizer state, RNG and batches: the same losses, not merely close ones
+    # (adapters trained in bf16 by TRL but resumed in fp32 by peft once drifted 0.3 %).
+    assert [resumed[s] for s in range(7, 13)] == [expected[s] for s in range(7, 13)]
     assert ev.read_events(stopped / "events.jsonl")[-1].type == "finished"
+
+
+def test_the_first_and_last_steps_are_logged_off_the_grid(runs_dir, tiny_cache) -> None:
+    run_dir = train(["max_steps=7", "logging_steps=5"], runs_dir, tiny_cache)
+    logged = steps(run_dir)
+    assert [s.step for s in logged] == [1, 5, 7]
+    finished = ev.read_events(run_dir / "events.jsonl")[-1]
+    assert finished.type == "finished" and finished.final_loss == logged[-1].loss
+
+
+def test_adapters_train_in_fp32(runs_dir: Path, tiny_cache: Path) -> None:
+    from safetensors import safe_open
+
+    run_dir = train(["max_steps=2"], runs_dir, tiny_cache)
+    with safe_open(str(run_dir / "adapter" / "adapter_model.safetensors"), "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    assert dtypes == {"F32"}, "TRL casts QLoRA adapters to bf16; the run must undo that"
 
 
 def test_sigint_stops_with_a_checkpoint_and_exit_130(tmp_path: Path, tiny_cache: Path) -> None:
