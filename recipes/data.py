@@ -19,6 +19,8 @@ added to each span. Tokens are then matched to spans through the fast tokenizer'
 
 from __future__ import annotations
 
+import io
+import json
 import random
 import statistics
 from dataclasses import dataclass, field
@@ -61,6 +63,7 @@ class Tokenized:
     input_ids: np.ndarray
     labels: np.ndarray
     truncated: bool
+    response_start: int = -1  # first trained position before truncation; -1: no response found
 
     @property
     def trained(self) -> int:
@@ -107,11 +110,11 @@ def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = Non
     if path is None:
         return _load_hub(source, recipe)
     if not path.exists():
+        searched = " then ".join(str(d) for d in [Path.cwd(), *(base_dirs or [])])
         offline = (f", or run offline with --tiny (uses {recipe.sample_dataset})"
                    if recipe.sample_dataset and not recipe.tiny else "")
         raise DataError("dataset file not found", where=str(path),
-                        fix="check the path (relative paths are read from the current "
-                            f"directory){offline}")
+                        fix=f"check the path (a relative path is looked up in {searched}){offline}")
     if path.is_dir():
         raise DataError("dataset path is a folder, not a file", where=str(path),
                         fix=f"point at one {'/'.join(LOCAL_SUFFIXES)} file")
@@ -147,13 +150,91 @@ def _read_local(path: Path, kind: str) -> list[dict]:
         import pandas as pd
 
         # Quoted multi-line fields and CRLF endings are common in real exports.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)
         return frame.to_dict(orient="records")
+    if kind == "json":
+        return _read_json(path)
     import datasets
 
     datasets.disable_progress_bars()
     ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     return ds.to_list()
+
+
+def read_text(path: Path) -> str:
+    """A text file as UTF-8; a byte that is not UTF-8 is reported with its line and column."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8 text",
+            where=str(path),
+            fix=f"re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 {path.name} "
+                f"> utf8-{path.name}) and point `dataset` at the new file",
+        ) from None
+    return text.removeprefix("\ufeff")  # a byte-order mark from Windows editors
+
+
+def _read_json(path: Path) -> list[dict]:
+    """JSON Lines (blank lines allowed), or one JSON array of objects / object of columns.
+
+    Read here rather than through ``datasets`` so that an error names its line, and so that
+    rows keep exactly the keys they have (missing columns are reported per row later).
+    """
+    text = read_text(path)
+    if path.suffix.lower() == ".json" and text.lstrip()[:1] in ("[", "{"):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":  # "Extra data": JSON Lines saved as .json
+                raise _json_error(path, exc.lineno, exc) from None
+        else:
+            return _json_table(whole, path)
+    rows: list[dict] = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _json_error(path, lineno, exc) from None
+        if not isinstance(row, dict):
+            raise DataError(f"line {lineno}: a JSON {type(row).__name__}, not an object",
+                            where=str(path),
+                            fix="write one object per line, e.g. {\"messages\": [...]}")
+        rows.append(row)
+    return rows
+
+
+def _json_error(path: Path, lineno: int, exc: json.JSONDecodeError) -> DataError:
+    return DataError(
+        f"line {lineno}, column {exc.colno}: not valid JSON ({exc.msg})", where=str(path),
+        fix="fix or delete that line (a line cut short usually means an interrupted download "
+            "or copy); JSON Lines files hold one object per line",
+    )
+
+
+def _json_table(whole: Any, path: Path) -> list[dict]:
+    """Rows from ``[{...}, ...]``, ``{"data": [{...}, ...]}`` or ``{"col": [...], ...}``."""
+    if isinstance(whole, dict):
+        values = list(whole.values())
+        if len(values) == 1 and isinstance(values[0], list) and all(
+                isinstance(row, dict) for row in values[0]):
+            whole = values[0]
+        elif values and all(isinstance(v, list) for v in values) and len(
+                {len(v) for v in values}) == 1:
+            whole = [dict(zip(whole, cells, strict=True)) for cells in zip(*values, strict=True)]
+    if not isinstance(whole, list):
+        raise DataError("the JSON file is one object, not a table of rows", where=str(path),
+                        fix="use JSON Lines (one object per line) or a JSON list of objects")
+    for i, row in enumerate(whole, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"row {i}: a JSON {type(row).__name__}, not an object",
+                            where=str(path), fix="each row must be an object of columns")
+    return whole
 
 
 def _load_hub(dataset_id: str, recipe: Recipe) -> list[dict]:
@@ -185,7 +266,7 @@ def _column(recipe: Recipe, key: str) -> str:
 
 
 def _require_columns(rows: list[dict], needed: list[str], source: str, fmt: str) -> None:
-    present = list(rows[0].keys())
+    present = list(dict.fromkeys(key for row in rows[:1000] for key in row))
     missing = [c for c in needed if c not in present]
     if missing:
         raise DataError(
@@ -218,11 +299,32 @@ def normalise(rows: list[dict], recipe: Recipe, source: str) -> tuple[list[Examp
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
 
-    if recipe.dataset_format == "instruction":
+    fmt = detect_format(rows, recipe, source) if recipe.dataset_format == "auto" \
+        else recipe.dataset_format
+    if fmt == "instruction":
         examples = _from_instruction(rows, recipe, source, skip)
     else:
-        examples = _from_turns(rows, recipe, source, skip)
+        examples = _from_turns(rows, recipe, source, skip, fmt)
     return _clean(examples, skip, recipe), skipped
+
+
+def detect_format(rows: list[dict], recipe: Recipe, source: str) -> str:
+    """``dataset_format: auto``: messages, sharegpt or instruction, from the columns present."""
+    present = list(dict.fromkeys(key for row in rows[:1000] for key in row))
+    if _column(recipe, "messages") in present:
+        return "messages"
+    if _column(recipe, "conversations") in present:
+        return "sharegpt"
+    if _column(recipe, "instruction") in present and _column(recipe, "response") in present:
+        return "instruction"
+    raise DataError(
+        f"cannot tell the dataset's format from its columns "
+        f"({', '.join(repr(p) for p in present[:12])})", where=source,
+        fix="set dataset_format (messages: a 'messages' list of role/content turns; sharegpt: "
+            "a 'conversations' list of from/value turns; instruction: 'instruction' and "
+            "'response' columns) and map other names with e.g. "
+            "--set columns={instruction: question, response: answer}",
+    )
 
 
 def _from_instruction(rows: list[dict], recipe: Recipe, source: str,
@@ -250,14 +352,17 @@ def _from_instruction(rows: list[dict], recipe: Recipe, source: str,
     return examples
 
 
-def _from_turns(rows: list[dict], recipe: Recipe, source: str, skip: Any) -> list[Example]:
-    fmt = recipe.dataset_format
+def _from_turns(rows: list[dict], recipe: Recipe, source: str, skip: Any,
+                fmt: str) -> list[Example]:
     examples: list[Example] = []
     column = _column(recipe, "messages" if fmt == "messages" else "conversations")
     _require_columns(rows, [column], source, fmt)
     role_key, content_key = ("role", "content") if fmt == "messages" else ("from", "value")
     for i, row in enumerate(rows, start=1):
         turns = row.get(column)
+        if column not in row:
+            raise DataError(f"row {i} has no '{column}' column", where=source,
+                            fix=f"give every row a '{column}' list, or delete the row")
         if not isinstance(turns, list):
             raise DataError(
                 f"row {i}: column '{column}' holds {type(turns).__name__}, not a list of turns",
@@ -476,7 +581,8 @@ def tokenize(examples: list[Example], renderer: Renderer, max_len: int,
             ids_arr = np.asarray(ids, dtype=np.int32)
             labels = np.where(trained, ids_arr, IGNORE_INDEX).astype(np.int32)
             truncated = len(ids) > max_len
-            out.append(Tokenized(ex.row, ids_arr[:max_len], labels[:max_len], truncated))
+            start = int(np.argmax(trained)) if trained.any() else -1
+            out.append(Tokenized(ex.row, ids_arr[:max_len], labels[:max_len], truncated, start))
     return out
 
 
@@ -493,8 +599,9 @@ def preflight_stats(train: list[Tokenized], val: list[Tokenized]) -> dict[str, A
         "tokens_max": max(lengths),
         "trained_token_share": trained / total if total else 0.0,
         "truncated": sum(t.truncated for t in everything),
-        "no_trained_tokens": [t.row for t in everything
-                              if t.trained == 0],
+        "no_trained_tokens": sorted(t.row for t in everything if t.trained == 0),
+        # Where the responses of those examples start (-1: none found), for the advice.
+        "response_starts": [t.response_start for t in everything if t.trained == 0],
     }
 
 
@@ -537,13 +644,23 @@ def check_trainable(stats: dict[str, Any], recipe: Recipe, source: str) -> None:
     if not rows:
         return
     shown = ", ".join(str(r) for r in rows[:8]) + (" ..." if len(rows) > 8 else "")
+    starts = stats.get("response_starts", [])
+    cut = [s for s in starts if s >= 0]
+    if cut and len(cut) == len(starts):
+        need = -(-(max(cut) + 16) // 64) * 64  # the latest response start, some of it, rounded
+        fix = (f"their responses start after max_seq_length={recipe.max_seq_length} tokens: "
+               f"raise it (--set max_seq_length={need} keeps at least 16 response tokens of "
+               f"every example), or drop long prompts with max_chars")
+    elif cut:
+        fix = (f"{len(cut)} start after max_seq_length={recipe.max_seq_length} tokens (raise it); "
+               f"in {len(starts) - len(cut)} no response was found: check that chat_template / "
+               "prompt_template match the model")
+    else:
+        fix = ("no response was found in them: check that chat_template / prompt_template "
+               "match the model")
     raise DataError(
         f"{len(rows)} example(s) have no trained token after masking (rows {shown})",
-        where=source,
-        fix=f"either the response starts after max_seq_length={recipe.max_seq_length} tokens "
-            "(raise it), or the template's response markers were not found (check "
-            "chat_template / prompt_template match the model)",
-    )
+        where=source, fix=fix)
 
 
 @dataclass
@@ -574,6 +691,8 @@ def load_examples(recipe: Recipe, source: str, *, base_dirs: list[Path] | None =
     if recipe.max_examples:
         rows = rows[: recipe.max_examples]
     examples, more = normalise(rows, recipe, source)
+    if recipe.dataset_format == "auto":
+        notes.append(f"dataset_format auto: read as {detect_format(rows, recipe, source)}")
     for reason, n in more.items():
         skipped[reason] = skipped.get(reason, 0) + n
     if not examples:
@@ -609,6 +728,11 @@ def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: di
     if stats["truncated"]:
         notes.append(f"{stats['truncated']} example(s) longer than max_seq_length="
                      f"{recipe.max_seq_length} were truncated")
+    if recipe.test_fraction and not splits.test:
+        notes.append(f"no test rows from {len(examples)} usable row(s): no before/after "
+                     "metrics (3 rows or more give at least one)")
+    if recipe.val_fraction and not splits.val:
+        notes.append(f"no validation rows from {len(examples)} usable row(s): no eval loss")
     return PreparedData(splits, train, val, stats, notes)
 
 

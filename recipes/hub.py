@@ -39,7 +39,8 @@ def _cached(repo_id: str, filename: str, repo_type: str) -> bool:
         return False
 
 
-def ensure_available(repo_id: str, *, kind: str, field: str, local_hint: str) -> None:
+def ensure_available(repo_id: str, *, kind: str, field: str, local_hint: str,
+                     tiny: bool = False) -> None:
     """Raise a clear error now if ``repo_id`` must be downloaded and the hub cannot be reached.
 
     ``kind`` is "model" or "dataset"; ``field`` the recipe field that named it.
@@ -55,6 +56,8 @@ def ensure_available(repo_id: str, *, kind: str, field: str, local_hint: str) ->
         raise DataError(
             f"{kind} '{repo_id}' must be downloaded, but {why} and it is not in the local cache",
             where=field,
-            fix=f"run offline with --tiny (a miniature model and the bundled sample), or "
-                f"--set {field}={local_hint}",
+            fix=(f"tiny mode trains on sample_dataset: --set sample_dataset={local_hint}"
+                 if tiny else
+                 f"run offline with --tiny (a miniature model and the bundled sample), or "
+                 f"--set {field}={local_hint}"),
         )

@@ -26,15 +26,24 @@ STAGES_DIR = "stages"  # staged recipes (gemma3-scratch): stages/<stage>/ with t
 
 
 def new_run_dir(runs_root: Path, recipe_name: str) -> Path:
+    """A fresh ``<runs_root>/<date>-<time>-<recipe>`` folder (``-2``, ``-3``... on a clash)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", recipe_name).strip("-") or "run"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = runs_root / f"{stamp}-{safe}"
-    n = 2
-    while path.exists():
-        path = runs_root / f"{stamp}-{safe}-{n}"
-        n += 1
-    path.mkdir(parents=True)
-    return path
+    for n in range(1, 1000):
+        path = runs_root / (f"{stamp}-{safe}" if n == 1 else f"{stamp}-{safe}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            if not runs_root.is_dir():
+                break  # runs_root itself is a file: mkdir reports that as "exists"
+            continue  # another run took this name in the same second
+        except OSError as exc:
+            raise RunDirError(f"cannot create a run directory here ({exc.strerror})",
+                              where=str(runs_root),
+                              fix="pass --runs-dir a folder you can write to") from None
+    raise RunDirError("cannot create a run directory here (it is not a folder)",
+                      where=str(runs_root), fix="pass --runs-dir a folder you can write to")
 
 
 def check_run_dir(path: Path) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from recipes.models import CHAT_TEMPLATES
 METRIC_NAMES = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match",
                 "accuracy", "weighted_f1", "zindi")
 CHOICES_DTYPE = ("auto", "bfloat16", "float16", "float32")
-CHOICES_FORMAT = ("messages", "sharegpt", "instruction")
+CHOICES_FORMAT = ("auto", "messages", "sharegpt", "instruction")
 CHOICES_SCHEDULER = (
     "linear",
     "cosine",
@@ -175,7 +176,10 @@ class Recipe:
     dataset: str = knob("data/demo_qa.jsonl",
                         "Hub dataset id, or a local .jsonl .json .csv .parquet .xlsx file.",
                         group="data")
-    dataset_format: str = knob("messages", "How rows hold conversations.",
+    dataset_format: str = knob("auto", "How rows hold conversations: messages "
+                               "(role/content turns), sharegpt (from/value turns in "
+                               "'conversations'), instruction (instruction/input/response "
+                               "columns); auto picks one from the columns.",
                                group="data", choices=CHOICES_FORMAT)
     dataset_split: str = knob("train", "Split to read from a hub dataset.", group="data")
     dataset_subset: str = knob("", "Hub dataset configuration name, if it has several.",
@@ -392,6 +396,8 @@ def coerce(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, (int, float)):
             raise bad("expected a number")
         value = float(value)
+        if not math.isfinite(value):
+            raise bad("expected a finite number")
     lo, hi = meta["min"], meta["max"]
     if lo is not None and (value < lo or (meta["min_exclusive"] and value <= lo)):
         op = ">" if meta["min_exclusive"] else ">="
@@ -485,6 +491,23 @@ def _key_lines(text: str) -> dict[str, int]:
     return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
 
 
+def _duplicate_key(text: str) -> tuple[str, int, int] | None:
+    """(key, first line, second line) of a top-level key written twice; YAML keeps the last."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    seen: dict[str, int] = {}
+    for key, _ in node.value:
+        line = key.start_mark.line + 1
+        if str(key.value) in seen:
+            return str(key.value), seen[str(key.value)], line
+        seen[str(key.value)] = line
+    return None
+
+
 def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -501,6 +524,11 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise RecipeError(f"malformed YAML: {problem}", where=place,
                           fix="fix the syntax at that line (indentation, a missing ':' or quote)") from None
+    duplicate = _duplicate_key(text)
+    if duplicate is not None:
+        key, first, second = duplicate
+        raise RecipeError(f"'{key}' is set twice (lines {first} and {second})",
+                          where=f"{path}:{second}", fix="keep one of them")
     return (data if data is not None else {}), _key_lines(text)
 
 

@@ -11,6 +11,7 @@ from recipes.data import (
     IGNORE_INDEX,
     Example,
     Renderer,
+    detect_format,
     load_examples,
     load_rows,
     normalise,
@@ -20,6 +21,8 @@ from recipes.data import (
 )
 from recipes.errors import DataError
 from recipes.schema import Recipe
+
+ROOT = Path(__file__).resolve().parents[1]
 
 QA = [
     {"role": "system", "content": "Answer briefly."},
@@ -114,6 +117,22 @@ def test_truncation_is_counted_and_untrainable_rows_named(tiny_llama_tokenizer) 
     with pytest.raises(DataError) as info:
         check_trainable(stats, Recipe(max_seq_length=20), "data.jsonl")
     assert "rows 5, 7" in info.value.what and "max_seq_length=20" in info.value.fix
+    # The advice names a length that keeps part of every response, and that length works.
+    latest = max(t.response_start for t in toks)
+    suggested = int(info.value.fix.split("--set max_seq_length=")[1].split()[0])
+    assert suggested > latest
+    check_trainable(preflight_stats(tokenize([Example(5, long_prompt), short], renderer,
+                                             max_len=suggested), []),
+                    Recipe(max_seq_length=suggested), "data.jsonl")
+
+
+def test_rows_with_no_response_found_get_template_advice(tiny_llama_tokenizer) -> None:
+    from recipes.data import check_trainable
+
+    stats = {"no_trained_tokens": [3], "response_starts": [-1]}
+    with pytest.raises(DataError) as info:
+        check_trainable(stats, Recipe(), "data.jsonl")
+    assert "no response was found" in info.value.fix and "chat_template" in info.value.fix
 
 
 def test_trained_share_matches_masks(tiny_llama_tokenizer) -> None:
@@ -240,9 +259,70 @@ def test_all_rows_skipped_is_an_error(tmp_path: Path) -> None:
         load_examples(Recipe(dataset_format="instruction"), str(path))
 
 
-def test_broken_json_names_the_file(tmp_path: Path) -> None:
+def test_broken_json_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
-    path.write_text('{"messages": [}\n', encoding="utf-8")
-    with pytest.raises(DataError, match="cannot read it as json") as info:
+    good = json.dumps({"messages": [{"role": "user", "content": "q"},
+                                    {"role": "assistant", "content": "a"}]})
+    path.write_text(f"{good}\n{good}\n{good[:25]}\n{good}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 3, column \d+: not valid JSON") as info:
         load_rows(str(path), Recipe())
     assert info.value.where == str(path)
+    assert "delete that line" in info.value.fix
+
+
+def test_blank_lines_in_jsonl_are_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\r\n  \n', encoding="utf-8")
+    assert load_rows(str(path), Recipe()) == [{"a": 1}, {"a": 2}]
+
+
+def test_a_line_that_is_not_an_object_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"a": 1}\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: a JSON list, not an object"):
+        load_rows(str(path), Recipe())
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_non_utf8_bytes_name_line_and_column(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"d{suffix}"
+    body = ('{"a": "ok"}\n{"a": "caf\u00e9"}\n' if suffix == ".jsonl"
+            else "instruction,response\nhi,there\ncaf\u00e9,ok\n")
+    path.write_bytes(body.encode("latin-1"))
+    line = 2 if suffix == ".jsonl" else 3
+    with pytest.raises(DataError, match=f"line {line}, column \\d+: byte 0xe9 is not UTF-8") as info:
+        load_rows(str(path), Recipe())
+    assert "re-save the file as UTF-8" in info.value.fix
+
+
+@pytest.mark.parametrize("text", [
+    '[{"a": 1}, {"a": 2}]',             # a list of objects
+    '{"data": [{"a": 1}, {"a": 2}]}',   # a list under one key
+    '{"a": [1, 2]}',                    # columns
+    '{"a": 1}\n{"a": 2}\n',             # JSON Lines saved as .json
+])
+def test_json_tables_in_every_common_shape(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(text, encoding="utf-8")
+    assert load_rows(str(path), Recipe()) == [{"a": 1}, {"a": 2}]
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    ({"messages": []}, "messages"),
+    ({"conversations": []}, "sharegpt"),
+    ({"instruction": "q", "response": "a"}, "instruction"),
+])
+def test_auto_format_follows_the_columns(row: dict, expected: str) -> None:
+    assert detect_format([row], Recipe(), "x") == expected
+
+
+def test_auto_format_with_unknown_columns_says_what_to_set() -> None:
+    with pytest.raises(DataError, match="cannot tell the dataset's format") as info:
+        detect_format([{"question": "q", "answer": "a"}], Recipe(), "x")
+    assert "dataset_format" in info.value.fix and "columns=" in info.value.fix
+
+
+def test_default_recipe_reads_the_default_dataset() -> None:
+    """A recipe of defaults only must work: the default dataset in the default format."""
+    loaded = load_examples(Recipe(), Recipe().dataset, base_dirs=[ROOT])
+    assert loaded.examples and "read as sharegpt" in " ".join(loaded.notes)

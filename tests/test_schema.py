@@ -55,6 +55,9 @@ def test_comma_separated_list_override() -> None:
         ("tiny=maybe", "expected true or false"),
         ("optimizer=adam", "must be one of"),
         ("lora_dropout=1.5", "out of range, must be <= 0.9"),
+        ("learning_rate=nan", "expected a finite number"),   # nan passes every < and >
+        ("weight_decay=.nan", "expected a finite number"),
+        ("max_grad_norm=inf", "expected a finite number"),
     ],
 )
 def test_bad_override_is_refused(override: str, message: str) -> None:
@@ -134,3 +137,20 @@ def test_every_field_has_help_and_group() -> None:
     assert [f["name"] for f in described] == list(FIELDS)
     for f in described:
         assert f["help"] and f["group"], f"{f['name']} lacks help or group"
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("name: x\nlearning_rate: 1e-3\nepochs: 1\nlearning_rate: 2e-3\n",
+                    encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"'learning_rate' is set twice \(lines 2 and 4\)") as info:
+        load_recipe(path)
+    assert info.value.where == f"{path}:4"
+
+
+def test_nan_in_yaml_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("name: x\nlearning_rate: .nan\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match="learning_rate.*finite") as info:
+        load_recipe(path)
+    assert info.value.where == f"{path}:2"
