@@ -18,12 +18,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
 from recipes.errors import SlothlabError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def card_size(text: str) -> float:
+    """``--vram``: a card size in GiB, a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB (e.g. --vram 6)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a card size must be a number of GiB above 0 (e.g. --vram 6)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fit this recipe (bundled name or YAML path) instead of all bundled")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a recipe field for the fit (repeatable)")
-    parser.add_argument("--vram", type=float, metavar="GIB",
+    parser.add_argument("--vram", type=card_size, metavar="GIB",
                         help="card size in GiB for the fit (default: the detected GPU)")
     parser.add_argument("--backend", choices=("auto", "unsloth", "reference"), default="auto",
                         help="backend the fit assumes (auto: what training would pick on this "

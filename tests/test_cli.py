@@ -163,3 +163,61 @@ def test_backend_unsloth_without_gpu_is_a_clear_error(existing_runs, capsys) -> 
         pytest.skip("a GPU is present")
     err = refuse([*DEMO, "--backend", "unsloth"], existing_runs, capsys)
     assert "needs a CUDA GPU" in err
+
+
+def test_list_json_is_one_object(capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    assert main(["--list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    demo = next(r for r in listing["recipes"] if r["recipe"] == "demo")
+    assert demo["tiny"] is True and demo["vram_gib"] is None
+    assert all(r["vram_gib"] > 0 for r in listing["recipes"] if not r["tiny"])
+
+
+def test_fields_with_a_recipe_shows_its_values(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["--fields", "--recipe", "demo", "--set", "learning_rate=0.00123"]) == 0
+    assert "0.00123" in capsys.readouterr().out
+
+
+def test_fields_with_an_unknown_recipe_is_refused(capsys) -> None:
+    assert main(["--fields", "--recipe", "dmeo"]) == EXIT_BAD_INPUT
+    assert "unknown recipe 'dmeo'" in capsys.readouterr().err
+
+
+def test_runs_dir_alone_opens_the_terminal_ui(monkeypatch, tmp_path) -> None:
+    import tui.cli as cli
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli, "run_tui", lambda argv=None: seen.append(argv) or 0)
+    assert main(["--runs-dir", str(tmp_path), "--tiny"]) == 0
+    assert seen == [["--runs-dir", str(tmp_path), "--tiny"]]
+
+
+def test_help_names_the_other_commands(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(f"slothlab {name}" in out for name in ("check", "eval", "tui"))
+
+
+@pytest.mark.parametrize("kind", ["file", "missing-parent"])
+def test_unusable_runs_dir_is_a_clear_error(tmp_path, capsys, kind) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    runs = blocker if kind == "file" else blocker / "runs"
+    code = main([*DEMO, "--tiny", "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and "cannot create a run directory" in err, err
+    assert "--runs-dir" in err and blocker.read_text(encoding="utf-8") == "x"
+
+
+def test_a_failure_the_progress_view_showed_is_not_printed_again(runs_dir, capsys,
+                                                                  monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # no folding inside the phrases checked
+    code = main([*DEMO, "--tiny", "--set", "max_seq_length=28", "--runs-dir", str(runs_dir)])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT
+    assert "no trained token" in captured.out and "--set max_seq_length=" in captured.out
+    assert "no trained token" not in captured.err, "shown once, by the progress view"

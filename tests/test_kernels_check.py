@@ -164,6 +164,14 @@ def test_bad_recipe_is_exit_2(capsys):
     assert "unknown recipe" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("size", ["-1", "0", "nan", "inf", "abc"])
+def test_impossible_card_sizes_are_refused(capsys, size):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--recipe", "demo", "--vram", size])
+    assert info.value.code == 2
+    assert "--vram" in capsys.readouterr().err
+
+
 def test_python_dash_m_help():
     proc = subprocess.run([sys.executable, "-m", "kernels_check", "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

@@ -30,8 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slothlab",
         description="Fine-tune small language models with QLoRA: pick a recipe, train, compare.",
-        epilog="Examples: slothlab --recipe demo | slothlab --list | "
-               "slothlab --recipe demo --set max_steps=30 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="other commands (each has its own --help):\n"
+               "  slothlab                      the terminal UI (also: slothlab tui "
+               "[--runs-dir DIR] [--tiny] [--light])\n"
+               "  slothlab check               device report, kernel numerics, VRAM fit "
+               "(--vram N, --recipe NAME)\n"
+               "  slothlab eval RUN_DIR        re-run a finished run's before/after evaluation\n"
+               "\nexamples:\n"
+               "  slothlab --recipe demo                       the tiny demo (CPU, offline)\n"
+               "  slothlab --recipe medqa-tinyllama --set max_steps=30 --json\n"
+               "  slothlab --resume runs/20261121-120000-demo  continue a stopped run",
     )
     parser.add_argument("--recipe", metavar="NAME|FILE",
                         help="bundled recipe name (see --list) or a path to a recipe YAML")
@@ -47,57 +56,95 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto = unsloth with a CUDA GPU, else reference (default: auto)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), metavar="DIR",
                         help="where run directories are created (default: ./runs)")
-    parser.add_argument("--list", action="store_true", help="list bundled recipes and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="list bundled recipes and exit (with --json: as JSON)")
     parser.add_argument("--fields", action="store_true",
-                        help="list every recipe field with type, default, bounds and help")
+                        help="list every recipe field with type, default, bounds and help "
+                             "(with --recipe: that recipe's values too)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return parser
 
 
-def cmd_list() -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+def cmd_list(as_json: bool = False) -> int:
     from kernels_check.fit import estimate
     from recipes.registry import bundled
     from recipes.schema import load_recipe
 
-    table = Table(title="slothlab recipes (VRAM: estimated peak with the unsloth backend; "
-                        "`slothlab check --vram N` says what fits a card)", title_justify="left")
-    for col in ("recipe", "task", "model", "dataset", "VRAM", "description"):
-        table.add_column(col, overflow="fold")
+    rows: list[dict] = []
     for name, path in bundled().items():
         try:
             r = load_recipe(path)
         except SlothlabError as exc:
-            table.add_row(name, "", "", "", f"[red]invalid: {exc.what}[/]")
+            rows.append({"recipe": name, "error": exc.render()})
             continue
-        model = f"{r.model} (tiny: CPU)" if r.tiny else r.model
         fit = estimate(r)
-        vram = ("none (CPU)" if r.tiny else
-                f"{fit.total_gib:.1f} GiB" if fit.total_gib else f"? ({fit.reason})")
-        table.add_row(name, r.task, model, r.dataset, vram, r.description)
-    Console().print(table)
+        rows.append({"recipe": name, "task": r.task, "model": r.model, "tiny": r.tiny,
+                     "dataset": r.dataset, "description": r.description,
+                     "vram_gib": None if r.tiny else fit.total_gib,
+                     "vram_note": "" if fit.total_gib else fit.reason})
+    if as_json:
+        import json
+
+        print(json.dumps({"recipes": rows}, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title="slothlab recipes (VRAM: estimated peak with the unsloth backend; "
+                        "`slothlab check --vram N` says what fits a card)", title_justify="left")
+    for col in ("recipe", "task", "model", "dataset", "VRAM"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", overflow="fold", min_width=20)
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["recipe"], "", "", "", "", f"[red]invalid: {row['error']}[/]")
+            continue
+        model = f"{row['model']} (tiny: CPU)" if row["tiny"] else row["model"]
+        vram = ("none (CPU)" if row["tiny"] else f"{row['vram_gib']:.1f} GiB"
+                if row["vram_gib"] else f"? ({row['vram_note']})")
+        table.add_row(row["recipe"], row["task"], model, row["dataset"], vram,
+                      row["description"])
+    _console().print(table)
     return EXIT_OK
 
 
-def cmd_fields() -> int:
+def _console():
+    """A Rich console; piped output is not squeezed into 80 columns (it is read or grepped)."""
     from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def cmd_fields(recipe_arg: str | None = None, overrides: list[str] | None = None) -> int:
     from rich.table import Table
 
     from recipes.schema import GROUPS, describe_fields
 
-    table = Table(title="recipe fields (YAML keys and --set names)", title_justify="left")
-    for col in ("field", "type", "default", "allowed", "help"):
+    values = None
+    title = "recipe fields (YAML keys and --set names)"
+    if recipe_arg:
+        from recipes.registry import find_recipe
+        from recipes.schema import load_recipe
+
+        values = load_recipe(find_recipe(recipe_arg), overrides=overrides or []).to_dict()
+        title += f", with the values of {recipe_arg}"
+    table = Table(title=title, title_justify="left")
+    columns = ("field", "type", "default", *(("value",) if values else ()), "allowed", "help")
+    for col in columns:
         table.add_column(col, overflow="fold")
     fields = describe_fields()
     for group in GROUPS:
         table.add_section()
         for f in (f for f in fields if f["group"] == group):
             allowed = ", ".join(f["choices"]) if f["choices"] else _bounds(f)
-            table.add_row(f["name"], f["type"], repr(f["default"]), allowed, f["help"])
-    Console().print(table)
+            value = ((_changed(values[f["name"]], f["default"]),) if values else ())
+            table.add_row(f["name"], f["type"], repr(f["default"]), *value, allowed, f["help"])
+    _console().print(table)
     return EXIT_OK
+
+
+def _changed(value: object, default: object) -> str:
+    text = repr(value)
+    return f"[bold]{text}[/]" if value != default else text
 
 
 def _bounds(f: dict) -> str:
@@ -152,6 +199,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         sys.stdout = sys.stderr
     try:
         run(recipe, options)
+    except Exception as exc:
+        last = outcome.get("last")
+        if not args.json and last is not None and last.type == "failed":
+            exc.already_shown = True  # type: ignore[attr-defined]  # the progress view printed it
+        raise
     finally:
         sys.stdout = stdout
     last = outcome.get("last")
@@ -191,17 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.list:
-            return cmd_list()
+            return cmd_list(as_json=args.json)
         if args.fields:
-            return cmd_fields()
+            return cmd_fields(args.recipe, args.overrides)
         if args.recipe is None and args.resume is None:
-            parser.error("give --recipe NAME|FILE, --resume RUN_DIR, --list or --fields "
-                         "(or no arguments for the terminal UI)")
+            if args.overrides or args.json or args.backend != "auto":
+                parser.error("give --recipe NAME|FILE or --resume RUN_DIR to train "
+                             "(--list shows the recipes; no arguments open the terminal UI)")
+            # Only UI options (--runs-dir, --tiny): open the terminal UI with them.
+            return run_tui(["--runs-dir", str(args.runs_dir), *(["--tiny"] if args.tiny else [])])
         return cmd_train(args)
     except SlothlabError as exc:
         if args.debug:
             raise
-        print(f"error: {exc.render()}", file=sys.stderr)
+        if not getattr(exc, "already_shown", False):
+            print(f"error: {exc.render()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -209,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"error: {type(exc).__name__}: {exc}\n  → rerun with --debug for the traceback",
-              file=sys.stderr)
+        if not getattr(exc, "already_shown", False):
+            print(f"error: {type(exc).__name__}: {exc}\n  → rerun with --debug for the traceback",
+                  file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -114,6 +114,11 @@ class RichRenderer:
 
     def on_stopped(self, e: ev.Stopped) -> None:
         self._stop_progress()
+        if e.checkpoint is None:
+            self._print("[bold yellow]stopped[/] before the first training step: nothing to "
+                        "resume")
+            self._print(f"  start it again with: {e.resume_command}")
+            return
         self._print(f"[bold yellow]stopped[/] at step {e.step}; checkpoint {e.checkpoint}")
         self._print(f"  resume with: {e.resume_command}")
 
