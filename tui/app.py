@@ -25,18 +25,17 @@ from textual.screen import Screen
 
 from recipes.schema import Recipe, dump_recipe
 from tui import fit as fitmod
-from tui.catalog import RecipeEntry, load_catalog
+from tui.catalog import RecipeEntry, as_run, load_catalog
 from tui.device import DeviceInfo, probe_device
 from tui.format import short_path
 from tui.messages import DeviceDetected, RunEnded
 from tui.runner import SLOTHLAB, STOP_GRACE_SECONDS, RunProcess, RunSpec
 from tui.runstate import RunState
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.confirm import OTHER, ConfirmScreen
 from tui.screens.recipes import RecipesScreen
 
 DeviceProbe = Callable[[], Awaitable[DeviceInfo]]
 FitEstimator = Callable[[Recipe, "float | None"], fitmod.Fit]
-DEFAULT_CARD_GIB = 8.0  # the design point when no GPU is detected
 
 
 # The Run and History screens (and plotext) load on first use: the first paint needs Recipes.
@@ -50,6 +49,12 @@ def _history_screen() -> Screen:
     from tui.screens.history import HistoryScreen
 
     return HistoryScreen()
+
+
+def _closes_with_mode_key(screen: Screen) -> bool:
+    """A view opened on top of a mode (a past run, results, a comparison): the mode's key (or
+    its palette entry) closes it and shows the mode itself. Configure is not one: it has edits."""
+    return bool(getattr(screen, "closes_with_mode_key", False))
 
 
 def _is_run_screen(screen: Screen, fixed: bool | None = None) -> bool:
@@ -80,7 +85,7 @@ class SlothlabApp(App):
     ]
 
     tiny: reactive[bool] = reactive(False)
-    card: reactive[str] = reactive("auto")  # "auto" (detected, else 8) or a size in GiB
+    card: reactive[str] = reactive("auto")  # "auto" (the detected GPU's) or a size in GiB
     device: reactive[DeviceInfo] = reactive(DeviceInfo(pending=True), always_update=True)
     catalog_version: reactive[int] = reactive(0)
 
@@ -139,17 +144,24 @@ class SlothlabApp(App):
 
     # -- card size and fit -------------------------------------------------------------
     def card_gib(self) -> tuple[float | None, str]:
-        """(card size in GiB, where it came from: detected | assumed | chosen)."""
-        if self.card == "auto":
-            detected = self.device.vram_total_gib
-            if detected:
-                return detected, "detected"
-            return DEFAULT_CARD_GIB, "pending" if self.device.pending else "assumed"
-        return float(self.card), "chosen"
+        """(card size in GiB, where it came from): chosen | detected, or with no size to
+        check against (card "auto" and no GPU size known): none | pending | unknown."""
+        if self.card != "auto":
+            return float(self.card), "chosen"
+        device = self.device
+        if device.vram_total_gib:
+            return device.vram_total_gib, "detected"
+        if device.pending:
+            return None, "pending"
+        return None, "none" if device.known and not device.cuda else "unknown"
 
     def card_options(self) -> list[tuple[str, str]]:
-        return [("auto: detected card", "auto"),
-                *((f"{n} GiB card", str(n)) for n in fitmod.CARD_SIZES_GIB)]
+        device = self.device
+        auto = ("auto: detecting the GPU…" if device.pending
+                else f"auto: detected {device.vram_total_gib:.3g} GiB" if device.vram_total_gib
+                else "auto: no GPU detected" if device.known and not device.cuda
+                else "auto: GPU unknown")
+        return [(auto, "auto"), *((f"{n} GiB card", str(n)) for n in fitmod.CARD_SIZES_GIB)]
 
     def estimate_fit(self, recipe: Recipe, vram_gib: float | None) -> fitmod.Fit:
         try:
@@ -166,12 +178,10 @@ class SlothlabApp(App):
         from tui.screens.configure import ConfigureScreen
 
         assert entry.recipe is not None
-        initial = entry.recipe
-        if self.tiny and not initial.tiny:
-            initial = Recipe(**{**initial.to_dict(), "tiny": True})
-        self.push_screen(ConfigureScreen(entry, initial))
+        # In tiny mode the form shows what a tiny run trains: the tiny overrides applied.
+        self.push_screen(ConfigureScreen(entry, as_run(entry.recipe, self.tiny)))
 
-    def save_recipe(self, recipe: Recipe) -> None:
+    def save_recipe(self, recipe: Recipe, on_saved: Callable[[], None] | None = None) -> None:
         from tui.screens.save_recipe import SaveRecipeScreen
 
         def saved(path: Path | None) -> None:
@@ -187,6 +197,8 @@ class SlothlabApp(App):
                 return
             self.notify(f"saved {short_path(path)}", title="recipe saved")
             self.reload_catalog()
+            if on_saved is not None:
+                on_saved()
 
         default = self.saved_dir / f"{recipe.name}.yaml"
         self.push_screen(SaveRecipeScreen(default), saved)
@@ -197,13 +209,55 @@ class SlothlabApp(App):
         return self.live is not None and self.live_state is not None and self.live_state.live
 
     def start_recipe(self, entry: RecipeEntry) -> None:
-        self.start_run(RunSpec(recipe_path=entry.path, tiny=self.tiny))
+        assert entry.recipe is not None
+        self.start_new(RunSpec(recipe_path=entry.path, tiny=self.tiny),
+                       tiny=self.tiny or entry.recipe.tiny,
+                       tiny_spec=RunSpec(recipe_path=entry.path, tiny=True))
 
-    def start_configured(self, entry: RecipeEntry, recipe: Recipe, modified: bool) -> None:
+    def start_configured(self, entry: RecipeEntry, recipe: Recipe, modified: bool,
+                         before: Callable[[], None] | None = None) -> None:
+        """Start the form's recipe (its file when unchanged); ``before`` runs just before."""
         if modified:
-            self.start_run(RunSpec(recipe=recipe))
+            spec = RunSpec(recipe=recipe)
+            tiny_spec = RunSpec(recipe=as_run(recipe, tiny=True))
         else:
-            self.start_run(RunSpec(recipe_path=entry.path, tiny=self.tiny))
+            spec = RunSpec(recipe_path=entry.path, tiny=self.tiny)
+            tiny_spec = RunSpec(recipe_path=entry.path, tiny=True)
+        self.start_new(spec, tiny=recipe.tiny, tiny_spec=tiny_spec, before=before)
+
+    def start_new(self, spec: RunSpec, *, tiny: bool, tiny_spec: RunSpec,
+                  before: Callable[[], None] | None = None) -> None:
+        """Start a new run; a full (non-tiny) recipe on a machine without a CUDA GPU (or before
+        the check has said) asks first, offering tiny mode instead."""
+        if self.run_active:
+            self.notify("a run is in progress: stop it first (2, then s)", severity="warning")
+            return
+
+        def start(chosen: RunSpec) -> None:
+            if before is not None:
+                before()
+            self.start_run(chosen)
+
+        device = self.device
+        if tiny or not (device.pending or (device.known and not device.cuda)):
+            start(spec)  # a GPU, or a failed check: the run picks its backend and says why
+            return
+        question = ("No CUDA GPU here: a full recipe trains on the CPU (hours, and needs the "
+                    "model from the hub). Start anyway?")
+        if device.pending:
+            question = ("The GPU check is still running. Without a CUDA GPU a full recipe trains "
+                        "on the CPU (hours, and needs the model from the hub). Start anyway?")
+
+        def answer(choice: bool | str | None) -> None:
+            if choice == OTHER:
+                start(tiny_spec)
+            elif choice is True:
+                start(spec)
+
+        self.push_screen(ConfirmScreen(
+            question, "Tiny mode runs the same pipeline on a random miniature and the sample "
+            "data: a minute or two on a CPU, offline.", yes="Start anyway", no="Cancel",
+            other="Tiny mode instead"), answer)
 
     def resume_run(self, run_dir: Path) -> None:
         state = RunState.from_run_dir(run_dir)
@@ -282,7 +336,7 @@ class SlothlabApp(App):
         live = self.live_state
         if live is not None and live.run_dir is not None and live.run_dir.resolve() == \
                 run_dir.resolve():
-            self.switch_mode("run")
+            self.action_mode("run")
             return
         from tui.screens.run import RunScreen
 
@@ -295,7 +349,10 @@ class SlothlabApp(App):
 
     # -- app actions -------------------------------------------------------------------
     def action_mode(self, mode: str) -> None:
+        """Show a mode (1 / 2 / 3, or the palette): its own screen, not a view opened on it."""
         self.switch_mode(mode)
+        while len(self.screen_stack) > 1 and _closes_with_mode_key(self.screen):
+            self.pop_screen()
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -307,7 +364,7 @@ class SlothlabApp(App):
             self.action_show_help_panel()
 
     def action_stop_run(self) -> None:
-        self.switch_mode("run")
+        self.action_mode("run")
         self.confirm_stop()
 
     def action_resume_last(self) -> None:
@@ -340,10 +397,10 @@ class SlothlabApp(App):
             answer)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield SystemCommand("Recipes", "Show the recipes (1)", lambda: self.switch_mode("recipes"))
-        yield SystemCommand("Run", "Show the current run (2)", lambda: self.switch_mode("run"))
+        yield SystemCommand("Recipes", "Show the recipes (1)", lambda: self.action_mode("recipes"))
+        yield SystemCommand("Run", "Show the current run (2)", lambda: self.action_mode("run"))
         yield SystemCommand("History", "Past runs: reopen, compare, resume (3)",
-                            lambda: self.switch_mode("history"))
+                            lambda: self.action_mode("history"))
         for entry in self.catalog:
             if entry.recipe is not None:
                 yield SystemCommand(f"Start {entry.name}", f"Train {entry.name} now",

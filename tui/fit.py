@@ -2,6 +2,10 @@
 
 The estimator does not import torch, so it runs in-process (in a thread worker). When it is
 missing or fails, the badge is "?" and the reason is kept for the detail panel.
+
+With no card size to hold the estimate against (card "auto" and no GPU detected, or the check
+still running or failed) the estimate is made with ``vram_gib=None``: the memory needed is
+known, the verdict is not, and the badge says why (``NO_CARD``) instead of guessing a card.
 """
 
 from __future__ import annotations
@@ -16,6 +20,12 @@ BADGE = {  # verdict -> (short label, CSS-ish style)
     "fits": ("fits", "bold green"),
     "tight": ("tight", "bold yellow"),
     "does not fit": ("does not fit", "bold red"),
+    "unknown": ("?", "dim"),
+}
+# Card "auto" without a detected GPU size: the card source -> the neutral badge.
+NO_CARD = {
+    "none": ("no GPU", "dim"),
+    "pending": ("…", "dim"),
     "unknown": ("?", "dim"),
 }
 
@@ -34,6 +44,12 @@ class Fit:
     @property
     def badge(self) -> tuple[str, str]:
         return BADGE.get(self.verdict, BADGE["unknown"])
+
+    def badge_for(self, source: str) -> tuple[str, str]:
+        """The badge against the card from ``source`` (see ``SlothlabApp.card_gib``)."""
+        if source in NO_CARD and self.total_gib is not None:
+            return NO_CARD[source]
+        return self.badge
 
     @property
     def need(self) -> str:

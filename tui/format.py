@@ -15,6 +15,11 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def plural(count: float, noun: str) -> str:
+    """"1 epoch", "2 epochs", "0.5 epochs"."""
+    return f"{count:g} {noun}{'' if count == 1 else 's'}"
+
+
 def gib(mb: float) -> str:
     return f"{mb / 1024:.2f}"
 

@@ -8,6 +8,10 @@ report.json (written by the evaluation after a finished run)::
 
 Anything missing or malformed falls back to what the event stream gives: the ``metrics``
 events (base / finetuned), the final train and eval loss, the latest greedy samples.
+
+Two losses, two splits: the before/after metrics (``eval_loss``, ``perplexity``) are measured on
+the fixed eval set drawn from the test split (report.json's ``eval_set``), the run summary's
+"val loss" is the trainer's last evaluation on the validation split. Both say which.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes.rundir import ADAPTER, EVENTS_FILE, RECIPE_FILE
+from tui import format as fmt
 from tui.runstate import RunState
 
 REPORT_FILE = "report.json"
@@ -49,6 +54,8 @@ class Results:
     answers: list[Answer] = field(default_factory=list)
     artifacts: list[tuple[str, Path, bool]] = field(default_factory=list)  # label, path, exists
     summary: list[tuple[str, str]] = field(default_factory=list)  # label, value
+    eval_split: str = "test"  # where the before/after metrics were measured
+    eval_size: int | None = None  # examples in that eval set, when the report says
 
 
 def _num(value: Any) -> float | None:
@@ -93,6 +100,10 @@ def load_results(run_dir: Path | None, state: RunState) -> Results:
             error = f"report.json unreadable: {exc}"
     results = Results(run_dir=run_dir, report_found=bool(data), report_error=error)
     results.metrics = _metrics_from_report(data) or _metrics_from_events(state)
+    eval_set = data.get("eval_set") if isinstance(data.get("eval_set"), dict) else {}
+    results.eval_split = str(eval_set.get("split") or "test")
+    size = eval_set.get("size")
+    results.eval_size = size if isinstance(size, int) and not isinstance(size, bool) else None
 
     for sample in data.get("samples") or []:
         if isinstance(sample, dict):
@@ -120,14 +131,18 @@ def load_results(run_dir: Path | None, state: RunState) -> Results:
                 p = run_dir / p.name if (run_dir / p.name).exists() else p
             results.artifacts.append((label, p, p.exists()))
 
-    outcome = state.outcome
     results.summary = [("status", state.status), ("steps", f"{state.current_step}")]
     if state.train_loss.last is not None:
         results.summary.append(("final train loss", f"{state.train_loss.last:.4f}"))
-    if state.last_eval is not None and state.last_eval.loss is not None:
-        ppl = state.last_eval.perplexity
-        results.summary.append(("eval loss", f"{state.last_eval.loss:.4f}"
-                                + (f" (perplexity {ppl:.2f})" if ppl is not None else "")))
-    if outcome is not None and getattr(outcome, "seconds", None):
-        results.summary.append(("training time", f"{outcome.seconds:.0f} s"))  # type: ignore[union-attr]
+    last_eval = state.last_eval
+    if last_eval is not None and last_eval.loss is not None:
+        ppl = last_eval.perplexity
+        results.summary.append((f"val loss @{last_eval.step}", f"{last_eval.loss:.4f}"
+                                + (f" (ppl {ppl:.2f})" if ppl is not None else "")))
+    # Active time over every segment: a stopped and resumed run's outcome.seconds is its last
+    # segment's only.
+    if state.started is not None:
+        seconds = state.elapsed()
+        segments = f" ({state.segments} segments)" if state.segments > 1 else ""
+        results.summary.append(("run time", f"{fmt.duration(seconds)}{segments}"))
     return results

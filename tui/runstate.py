@@ -7,10 +7,16 @@ downsampled (``tui.series``) and the log is a capped deque, so a run of any leng
 fixed amount of memory.
 
 The same class reopens a past run: ``RunState.from_run_dir(path)`` replays ``events.jsonl``.
+
+A run stopped and resumed has several segments (one ``run_started`` each) in one events.jsonl.
+Its clock is active time, the sum of the segments (not the pause between them): the header's
+elapsed time, the log's ``+m:ss`` stamps and the Results' run time all read it. The memory
+peak is the run's, over every segment; the phase shown while starting is the segment's own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import deque
@@ -37,9 +43,10 @@ class RunState:
         self.run_dir = run_dir
         self.title = title  # recipe name until run_started says otherwise
         self.started: ev.RunStarted | None = None
-        self.first_time: float | None = None  # time of the first run_started (log offsets)
+        self.segments = 0  # run_started events: 2 after one stop and resume
         self.preflight: ev.Preflight | None = None
         self.step: ev.Step | None = None
+        self.peak_mb = 0.0  # the run's memory peak, over every segment
         self.total_steps = 0
         # Multi-stage pipelines (pretrain, finetune) restart their step count: one pair of
         # series per stage; ``train_loss``/``eval_loss`` are the current stage's.
@@ -64,6 +71,8 @@ class RunState:
         self._segment_start: float | None = None
         self._past_seconds = 0.0  # active time of earlier segments
         self._last_time: float | None = None
+        # What this segment has done so far, for the phase shown before its first step.
+        self._segment_seen: set[str] = set()
 
     @property
     def train_loss(self) -> Series:
@@ -97,8 +106,15 @@ class RunState:
         self.log_total += 1
         self.version += 1
 
+    def clock(self, at: float) -> float | None:
+        """Active run time at the time ``at`` of this segment (None outside a segment)."""
+        if self._segment_start is None:
+            return None
+        return self._past_seconds + max(0.0, at - self._segment_start)
+
     def _stamp(self, event: ev.Event) -> str:
-        return f"+{fmt.duration(event.time - self.first_time)}" if self.first_time else ""
+        at = self.clock(event.time)
+        return f"+{fmt.duration(at)}" if at is not None else ""
 
     def apply(self, event: ev.Event) -> None:
         handler = getattr(self, f"_on_{event.type}", None)
@@ -115,8 +131,8 @@ class RunState:
 
     def _on_run_started(self, e: ev.RunStarted) -> None:
         self._close_segment(self._last_time)
-        if self.first_time is None:
-            self.first_time = e.time
+        self.segments += 1
+        self._segment_seen = {"run_started"}
         self.started = e
         self.title = e.recipe
         self.outcome = None
@@ -137,6 +153,7 @@ class RunState:
     def _on_preflight(self, e: ev.Preflight) -> None:
         self._enter_stage(getattr(e, "stage", "") or "")
         self.preflight = e
+        self._segment_seen.add("preflight")
         self.total_steps = e.total_steps
         splits = " · ".join(f"{k} {v}" for k, v in e.splits.items())
         self.note(f"{self._stamp(e)} preflight: {splits} examples; tokens min {e.tokens_min} · "
@@ -149,6 +166,8 @@ class RunState:
     def _on_step(self, e: ev.Step) -> None:
         self._enter_stage(getattr(e, "stage", "") or "")
         self.step = e
+        if e.memory is not None:
+            self.peak_mb = max(self.peak_mb, e.memory.peak_mb, e.memory.now_mb)
         self.total_steps = e.total_steps or self.total_steps
         self.train_loss.add(e.step, e.loss)
         if self._segment_first is None:
@@ -177,27 +196,31 @@ class RunState:
 
     def _on_metrics(self, e: ev.Metrics) -> None:
         self.metrics[e.stage] = dict(e.values)
+        self._segment_seen.add(f"metrics:{e.stage}")
         values = " · ".join(f"{k} {v:.4g}" for k, v in e.values.items())
         self.note(f"{self._stamp(e)} metrics ({e.stage}): {values}", "cyan")
 
     def _on_finished(self, e: ev.Finished) -> None:
         self.outcome = e
+        stamp = self._stamp(e)
         self._close_segment(e.time)
         loss = f"{e.final_loss:.4f}" if e.final_loss is not None else "n/a"
-        self.note(f"{self._stamp(e)} finished: {e.step} steps, final loss {loss}", "bold green")
+        self.note(f"{stamp} finished: {e.step} steps, final loss {loss}", "bold green")
         self.note(f"  adapter  {fmt.short_path(e.adapter_dir)}")
 
     def _on_stopped(self, e: ev.Stopped) -> None:
         self.outcome = e
+        stamp = self._stamp(e)
         self._close_segment(e.time)
-        self.note(f"{self._stamp(e)} stopped at step {e.step}; checkpoint "
+        self.note(f"{stamp} stopped at step {e.step}; checkpoint "
                   f"{fmt.short_path(e.checkpoint) or 'none'}", "bold yellow")
         self.note(f"  resume: {e.resume_command}")
 
     def _on_failed(self, e: ev.Failed) -> None:
         self.outcome = e
+        stamp = self._stamp(e)
         self._close_segment(e.time)
-        self.note(f"{self._stamp(e)} failed: {e.error}", "bold red")
+        self.note(f"{stamp} failed: {e.error}", "bold red")
         if e.advice:
             self.note(f"  → {e.advice}", "red")
 
@@ -210,6 +233,7 @@ class RunState:
         self.error = ""
         self.exit_code = None
         self.stop_requested = False
+        self._segment_seen = set()  # a resume starts over: nothing of it has happened yet
         self.version += 1
 
     def add_stderr(self, line: str) -> None:
@@ -252,12 +276,14 @@ class RunState:
 
     @property
     def phase(self) -> str:
-        """What a starting run is doing before its first step."""
-        if self.started is None:
+        """What a starting segment is doing before its first step (a resumed run's earlier
+        segments do not count: their preflight and base evaluation are not this one's)."""
+        seen = self._segment_seen
+        if "run_started" not in seen:
             return "starting the process…"
-        if self.preflight is None:
+        if "preflight" not in seen:
             return "loading the data and the model…"
-        if "base" in self.metrics:
+        if "metrics:base" in seen:
             return "base model evaluated; training starts…"
         return "preflight done; evaluating the base model and starting to train…"
 
@@ -298,11 +324,28 @@ class RunState:
             return None
         return (last.step - first.step) / (last.time - first.time)
 
-    def eta(self) -> float | None:
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds to the last step: the remaining steps at this segment's rate, counted down
+        since the latest step event (step events come every ``logging_steps``)."""
         rate = self.steps_per_second()
-        if rate is None or not self.total_steps or self.terminal:
+        if rate is None or not self.total_steps or self.terminal or self.step is None:
             return None
-        return max(0, self.total_steps - self.current_step) / rate
+        since = max(0.0, (now or time.time()) - self.step.time)
+        return max(0.0, max(0, self.total_steps - self.current_step) / rate - since)
+
+    @property
+    def steps_done(self) -> bool:
+        """Every step trained, the run not over yet: the final evaluation and saving."""
+        return bool(self.total_steps and self.current_step >= self.total_steps
+                    and not self.terminal)
+
+    @property
+    def memory(self) -> ev.Memory | None:
+        """The latest memory reading, with the run's peak (a resumed process starts at 0)."""
+        if self.step is None or self.step.memory is None:
+            return None
+        memory = self.step.memory
+        return dataclasses.replace(memory, peak_mb=max(memory.peak_mb, self.peak_mb))
 
     @property
     def error_text(self) -> tuple[str, str] | None:

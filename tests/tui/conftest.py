@@ -50,7 +50,11 @@ def fake_fit(recipe: Recipe, vram_gib: float | None) -> Fit:
     activations = recipe.batch_size * recipe.max_seq_length / 1024
     lora = recipe.lora_r / 64
     total = weights + activations + lora + 0.5
-    vram = vram_gib or 8.0
+    if vram_gib is None:  # no card to check against: the need, no verdict (as the real one)
+        return Fit(verdict="unknown", total_gib=total, vram_gib=None,
+                   components={"weights": weights, "activations": activations, "lora": lora,
+                               "cuda_context": 0.5}, reason="no card size")
+    vram = vram_gib
     verdict = "fits" if total < 0.8 * vram else "tight" if total <= vram else "does not fit"
     return Fit(verdict=verdict, total_gib=total, vram_gib=vram,
                components={"weights": weights, "activations": activations, "lora": lora,
@@ -160,6 +164,20 @@ def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
                           "loss_png": f"{rel}/loss.png"}}), encoding="utf-8")
         (run_dir / "report.md").write_text("# report\n", encoding="utf-8")
     return run_dir
+
+
+def write_full_recipe(name: str = "full", **fields) -> Path:
+    """A saved, non-tiny recipe (a hub dataset, tiny overrides) in ./my_recipes."""
+    recipe = load_recipe(bundled()["demo"])
+    data = {**recipe.to_dict(), "name": name, "tiny": False, "dataset": "someone/chat-data",
+            "sample_dataset": "data/demo_qa.jsonl", "max_steps": 0, "epochs": 1.0,
+            "learning_rate": 2e-4, "batch_size": 4,
+            "tiny_overrides": {"max_steps": "7", "learning_rate": "3e-3", "batch_size": "8"},
+            **fields}
+    path = Path("my_recipes") / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_recipe(Recipe(**data)), encoding="utf-8")
+    return path
 
 
 @pytest.fixture()

@@ -12,10 +12,11 @@ from textual.widgets import Checkbox, Input
 
 from recipes.events import Step
 from recipes.schema import load_recipe
-from tests.tui.conftest import device_probe
+from tests.tui.conftest import GPU_12, device_probe, write_full_recipe
 from tui.screens.compare import CompareScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.history import HistoryScreen
 from tui.screens.results import ResultsScreen
 from tui.screens.run import RunScreen
 from tui.widgets.device_panel import DevicePanel
@@ -23,6 +24,7 @@ from tui.widgets.error_panel import ErrorPanel
 from tui.widgets.field_editor import FieldEditor
 from tui.widgets.fit_view import FitView
 from tui.widgets.metrics_table import MetricsTable
+from tui.widgets.recipe_detail import RecipeDetail
 from tui.widgets.recipe_table import RecipeTable
 from tui.widgets.runs_table import RunsTable
 
@@ -50,7 +52,7 @@ def fake_stream(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 
 # -- Recipes ---------------------------------------------------------------------------------
 async def test_recipes_lists_the_demo_with_its_fit_and_the_device(make_app) -> None:
-    app = make_app()
+    app = make_app(device_probe=device_probe(GPU_12))
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(RecipeTable)
         await until(pilot, lambda: "fits" in str(table.get_row_at(0)), what="fit badge")
@@ -58,9 +60,24 @@ async def test_recipes_lists_the_demo_with_its_fit_and_the_device(make_app) -> N
         assert row[0] == "demo" and row[1] == "fits" and row[2] == "1.9 GiB"
         assert row[3] == "chat" and "(tiny)" in row[4] and row[5].startswith("demo_qa")
         assert app.focused is table, "the list has focus first"
+        assert "12 GiB card (detected)" in text_of(app.screen.query_one(FitView))
+
+
+async def test_without_a_gpu_the_badge_is_neutral_until_a_card_is_chosen(make_app) -> None:
+    app = make_app()  # the device probe says: CPU only
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(RecipeTable)
         await until(pilot, lambda: "CPU only" in text_of(app.screen.query_one(DevicePanel)))
+        await until(pilot, lambda: str(table.get_row_at(0)[1]) == "no GPU", what="badge")
+        assert str(table.get_row_at(0)[2]) == "1.9 GiB", "the need is still shown"
         assert "reference" in text_of(app.screen.query_one(DevicePanel))
-        assert "8 GiB card (no GPU detected)" in text_of(app.screen.query_one(FitView))
+        fit = text_of(app.screen.query_one(FitView))
+        assert "needs 1.9 GiB on a GPU" in fit and "pick a card size" in fit
+        assert "fits" not in fit
+        assert "auto: no GPU detected" in text_of(app.screen.query_one("#card #label"))
+        app.card = "6"
+        await until(pilot, lambda: str(table.get_row_at(0)[1]) == "fits", what="chosen card")
+        assert "6 GiB card" in text_of(app.screen.query_one(FitView))
 
 
 async def test_a_failing_device_check_is_shown_not_raised(make_app) -> None:
@@ -72,8 +89,6 @@ async def test_a_failing_device_check_is_shown_not_raised(make_app) -> None:
 
 
 async def test_a_detected_gpu_sets_the_card_size(make_app) -> None:
-    from tests.tui.conftest import GPU_12
-
     app = make_app(device_probe=device_probe(GPU_12))
     async with app.run_test(size=SIZE) as pilot:
         fit = app.screen.query_one(FitView)
@@ -92,6 +107,78 @@ async def test_card_size_and_tiny_mode_are_one_key_away(make_app) -> None:
         app.screen.query_one(RecipeTable).focus()
         await pilot.press("t")
         assert app.tiny and app.screen.query_one("#tiny", Checkbox).value
+
+
+async def test_the_detail_pane_shows_the_tiny_recipe_in_tiny_mode(make_app) -> None:
+    write_full_recipe()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down")  # the saved, full recipe
+        detail = app.screen.query_one(RecipeDetail)
+        await until(pilot, lambda: "someone/chat-data" in text_of(detail))
+        full = text_of(detail)
+        assert "1 epoch ·" in full and "batch 4×1" in full and "lr 0.0002" in full
+        assert "random miniature" not in full
+        await pilot.press("t")
+        await until(pilot, lambda: "demo_qa.jsonl (sample" in text_of(detail))
+        tiny = text_of(detail)
+        assert "7 steps" in tiny and "batch 8×1" in tiny and "lr 0.003" in tiny
+        assert "random miniature" in tiny and "someone/chat-data" not in tiny
+
+
+async def test_a_full_recipe_on_a_cpu_asks_first_and_offers_tiny_mode(make_app,
+                                                                     monkeypatch) -> None:
+    fake_stream(monkeypatch, steps="5")
+    write_full_recipe()
+    app = make_app()  # CPU only
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.device.known)
+        await pilot.press("down", "s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "No CUDA GPU here" in text_of(app.screen.query_one("#question"))
+        await pilot.press("n")
+        assert app.live_state is None, "no answer, no run"
+        # The palette's "Start full" (the top match for "tiny" too) asks the same.
+        start = next(c for c in app.get_system_commands(app.screen) if c.title == "Start full")
+        start.callback()
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("t")  # tiny mode instead
+        await until(pilot, lambda: app.live_state and app.live_state.status == "finished")
+        assert app.live_state.started.tiny and app.live_state.started.recipe == "full"
+        await pilot.press("1", "s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")  # start anyway: the full recipe
+        await until(pilot, lambda: app.live_state.started is not None
+                    and not app.live_state.started.tiny, what="a full run")
+
+
+async def test_a_full_recipe_with_a_gpu_starts_at_once(make_app, monkeypatch) -> None:
+    fake_stream(monkeypatch, steps="5")
+    write_full_recipe()
+    app = make_app(device_probe=device_probe(GPU_12))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.device.known)
+        await pilot.press("down", "s")
+        await until(pilot, lambda: app.live_state and app.live_state.status == "finished")
+        assert not app.live_state.started.tiny
+
+
+async def test_quit_stays_in_the_footer_at_80_columns(make_app, past_runs) -> None:
+    from textual.widgets._footer import FooterKey
+
+    def quit_visible() -> bool:
+        keys = {k.key: k.region for k in app.screen.query(FooterKey)}
+        palette = min(r.x for k, r in keys.items() if k == "ctrl+p")
+        return "q" in keys and keys["q"].right <= palette
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert quit_visible(), "Recipes"
+        app.open_run(past_runs["stopped"])  # the longest footer: Back, Resume, Results
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.pause(0.2)
+        assert quit_visible(), "a reopened stopped run"
 
 
 # -- Configure -------------------------------------------------------------------------------
@@ -166,10 +253,90 @@ async def test_the_fit_estimate_follows_the_form(make_app) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_configure(app, pilot)
         fit = screen.query_one(FitView)
+        await until(pilot, lambda: "on a GPU" in text_of(fit), what="no GPU: no verdict")
+        app.card = "8"
         await until(pilot, lambda: "fits" in text_of(fit))
         await type_into(pilot, screen, "batch_size", "64")
         await until(pilot, lambda: "does not fit" in text_of(fit), what="live fit")
         assert "lower batch_size" in text_of(fit)
+
+
+async def test_a_missing_data_file_is_flagged_and_hub_ids_are_not(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_configure(app, pilot)
+        editor = await type_into(pilot, screen, "dataset", "data/nope.jsonl")
+        assert editor.has_class("-invalid") and "no such file: data/nope.jsonl" in editor.error
+        await until(pilot, lambda: "1 problem(s)" in text_of(screen.query_one("#status")))
+        for fine in ("someone/chat-data", "data/demo_qa.jsonl"):  # a hub id; a bundled file
+            editor = await type_into(pilot, screen, "dataset", fine)
+            assert not editor.error, fine
+        editor = await type_into(pilot, screen, "sample_dataset", "./missing.csv")
+        assert "no such file" in editor.error
+        editor = await type_into(pilot, screen, "sample_dataset", "imdb")
+        assert not editor.error, "no data suffix, no ./: a hub id"
+        editor = await type_into(pilot, screen, "sample_dataset", "data")
+        assert "is a folder" in editor.error, "the run would find the project's data/ folder"
+
+
+async def test_a_recipe_naming_a_missing_file_is_invalid_from_the_start(make_app) -> None:
+    write_full_recipe(dataset="/nowhere/train.parquet")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down")
+        screen = await open_configure(app, pilot)
+        await until(pilot, lambda: "no such file" in text_of(screen.query_one("#status")))
+        assert screen.recipe is None and screen.form.invalid == ["dataset"]
+        editor = await screen.form.show_field("dataset")
+        assert editor.has_class("-invalid")
+
+
+async def test_esc_asks_before_dropping_unsaved_changes(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_configure(app, pilot)
+        await pilot.press("escape")  # nothing changed: straight back
+        await until(pilot, lambda: not isinstance(app.screen, ConfigureScreen))
+        screen = await open_configure(app, pilot)
+        await type_into(pilot, screen, "lora_r", "8")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "lora_r" in text_of(app.screen.query_one("#detail"))
+        await pilot.press("n")  # keep editing
+        assert app.screen is screen and screen.form.values["lora_r"] == 8
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")  # discard
+        await until(pilot, lambda: not isinstance(app.screen, (ConfigureScreen, ConfirmScreen)))
+        screen = await open_configure(app, pilot)
+        await type_into(pilot, screen, "name", "kept")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        await pilot.press("enter")  # saved: nothing is lost by leaving
+        await until(pilot, lambda: Path("my_recipes/kept.yaml").is_file())
+        await until(pilot, lambda: app.screen is screen)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ConfigureScreen), what="no question")
+
+
+async def test_tiny_mode_opens_the_form_with_the_tiny_overrides_applied(make_app,
+                                                                      monkeypatch) -> None:
+    fake_stream(monkeypatch, steps="5")
+    write_full_recipe()
+    app = make_app(tiny=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down")
+        screen = await open_configure(app, pilot)
+        values = screen.form.values
+        assert values["tiny"] and values["max_steps"] == 7 and values["batch_size"] == 8
+        assert screen.form.modified == [], "the overrides are the starting point, not edits"
+        await type_into(pilot, screen, "learning_rate", "0.01")
+        await until(pilot, lambda: screen.recipe is not None and screen.recipe.learning_rate == 0.01)
+        await pilot.press("ctrl+r")  # tiny: no question about the CPU
+        await until(pilot, lambda: app.live_state and app.live_state.status == "finished")
+        ran = load_recipe(app.live_state.run_dir / "recipe.yaml")
+        assert ran.tiny and ran.max_steps == 7 and ran.learning_rate == 0.01, \
+            "the edit wins over the tiny override"
 
 
 async def test_save_as_a_new_recipe(make_app) -> None:
@@ -245,6 +412,7 @@ async def test_a_failed_run_shows_the_error_and_the_app_stays_up(make_app, monke
         assert panel.display
         assert "CUDA out of memory" in text_of(panel) and "lower batch_size" in text_of(panel)
         assert (app.live_state.run_dir / "events.jsonl").is_file()
+        assert "run directory is kept" in text_of(panel), "there is one to reopen"
         await pilot.press("1")  # still usable
         assert app.current_mode == "recipes"
 
@@ -256,7 +424,12 @@ async def test_refused_input_shows_the_cli_error(make_app, monkeypatch) -> None:
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
         await pilot.pause(0.3)
-        assert "expected a number" in text_of(app.screen.query_one(ErrorPanel))
+        panel = app.screen.query_one(ErrorPanel)
+        assert "expected a number" in text_of(panel)
+        assert app.live_state.run_dir is None
+        assert "run directory" not in text_of(panel), "refused before a run directory existed"
+        bar = app.screen.query_one("RunProgress ProgressBar")
+        assert bar.total is not None, "a failed run's bar stands still"
 
 
 async def test_only_one_run_at_a_time(make_app, monkeypatch) -> None:
@@ -312,6 +485,35 @@ async def test_history_lists_runs_and_compares_them(make_app, past_runs) -> None
         assert "CUDA out of memory" in text_of(app.screen.query_one(ErrorPanel))
 
 
+async def test_a_reopened_run_goes_back_to_the_list(make_app, past_runs) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: app.screen.query_one(RunsTable).row_count == 3)
+
+        async def reopen() -> RunScreen:
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen))
+            return app.screen
+
+        screen = await reopen()
+        assert "escape" in screen.active_bindings, "a reopened run shows Esc Back"
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="Esc")
+        await reopen()
+        await pilot.press("enter")  # its results, on top of it
+        await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="3")
+        await reopen()
+        history = next(c for c in app.get_system_commands(app.screen) if c.title == "History")
+        history.callback()
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="the palette")
+        await pilot.press("2")  # the live run's screen has no Back: there is nothing under it
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        assert "escape" not in app.screen.active_bindings
+
+
 async def test_history_resumes_a_stopped_run(make_app, past_runs, monkeypatch) -> None:
     fake_stream(monkeypatch, steps="130")
     app = make_app()
@@ -342,6 +544,39 @@ async def test_a_running_run_is_followed(make_app, past_runs, monkeypatch) -> No
             fh.write(Step(step=55, total_steps=300, epoch=2.0, loss=1.5, learning_rate=1e-3,
                           grad_norm=1.0, tokens_per_second=7000.0).to_json() + "\n")
         await until(pilot, lambda: state.current_step == 55, what="tail")
+
+
+async def test_after_the_last_step_the_eta_gives_way_to_the_final_eval(make_app,
+                                                                       monkeypatch) -> None:
+    from tests.tui.conftest import write_run
+
+    run = write_run(Path("runs"), "20261121-120000-demo", steps=300, until=300, outcome="none")
+    monkeypatch.setattr("tui.runstate.pid_alive", lambda pid: True)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run(run)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.pause(0.1)
+        progress = app.screen.query_one("#progress-text")
+        await until(pilot, lambda: "final eval…" in text_of(progress))
+        assert "ETA" not in text_of(progress)
+
+
+async def test_results_say_which_split_each_loss_is_from(make_app, past_runs) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run(past_runs["finished"])
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.pause(0.1)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        await pilot.pause(0.1)
+        box = app.screen.query_one("#metrics-box")
+        assert "test split" in str(box.border_title)
+        artifacts = text_of(app.screen.query_one("ArtifactsView"))
+        assert "val loss @300" in artifacts
+        for line in artifacts.splitlines():  # a path breaks after a /, never inside a name
+            assert not line.strip().startswith(("apter", "port.md", "ents.jsonl")), line
 
 
 # -- App-wide --------------------------------------------------------------------------------

@@ -25,6 +25,10 @@ async def settle(pilot) -> None:
     """Wait for the workers (fit estimates, device probe) and one more repaint."""
     for field_input in pilot.app.screen.query(Input):
         field_input.cursor_blink = False
+    for _ in range(200):  # the device answer starts the fit estimates again: wait for it first
+        if not pilot.app.device.pending:
+            break
+        await pilot.pause(0.05)
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.1)

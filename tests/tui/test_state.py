@@ -77,7 +77,65 @@ def test_run_state_eta_from_step_times() -> None:
         state.apply(ev.Step(step=step, total_steps=100, epoch=0, loss=1.0, learning_rate=1e-3,
                             grad_norm=1.0, tokens_per_second=1.0, time=t))
     assert state.steps_per_second() == pytest.approx(1.0)
-    assert state.eta() == pytest.approx(80.0)
+    assert state.eta(now=110.0) == pytest.approx(80.0)
+    assert state.eta(now=130.0) == pytest.approx(60.0), "counts down between step events"
+    assert not state.steps_done
+    state.apply(ev.Step(step=100, total_steps=100, epoch=0, loss=1.0, learning_rate=1e-3,
+                        grad_norm=1.0, tokens_per_second=1.0, time=190.0))
+    assert state.steps_done, "after the last step: the final evaluation, not an ETA"
+
+
+def two_segments() -> list[ev.Event]:
+    """A run stopped at step 20 (t=100..130) and resumed 60 s later (t=190..230)."""
+    def started(t: float, resumed: int) -> ev.RunStarted:
+        return ev.RunStarted(run_dir="runs/x", recipe="demo", backend="reference",
+                             backend_reason="cpu", device="CPU", tiny=True,
+                             resumed_from_step=resumed, pid=0, time=t)
+
+    def step(n: int, t: float, peak: float) -> ev.Step:
+        return ev.Step(step=n, total_steps=40, epoch=0, loss=1.0, learning_rate=1e-3,
+                       grad_norm=1.0, tokens_per_second=1.0, time=t,
+                       memory=ev.Memory("rss", peak - 10, peak, 24000.0))
+
+    preflight = dict(splits={"train": 1}, tokens_min=1, tokens_median=1, tokens_max=1,
+                     trained_token_share=1.0, truncated=0, no_trained_tokens=0,
+                     max_seq_length=128, total_steps=40)
+    return [started(100, 0), ev.Preflight(**preflight, time=102),
+            ev.Metrics(stage="base", values={"rouge_l": 0.1}, time=105),
+            step(10, 115, 1300.0), step(20, 125, 1400.0),
+            ev.Stopped(step=20, checkpoint="runs/x/checkpoints/checkpoint-20",
+                       resume_command="slothlab --resume runs/x", time=130),
+            started(190, 20), ev.Preflight(**preflight, time=192),
+            step(30, 210, 900.0), step(40, 220, 1000.0),
+            ev.Finished(step=40, final_loss=1.0, adapter_dir="runs/x/adapter", seconds=40.0,
+                        time=230)]
+
+
+def test_a_resumed_run_counts_every_segment() -> None:
+    state = RunState()
+    for event in two_segments():
+        state.apply(event)
+    assert state.elapsed() == pytest.approx(30 + 40), "active time: not the 60 s pause"
+    assert state.segments == 2
+    stamps = [line.text.split()[0] for line in state.log if line.text.startswith("+")]
+    assert stamps[-1] == "+1:10", "the log's clock is the header's clock"
+    assert "+0:30 resumed demo from step 20" in [line.text for line in state.log]
+    assert state.memory.peak_mb == 1400.0, "the peak of the whole run, not of the segment"
+    assert state.memory.now_mb == 990.0
+    results = load_results(None, state)
+    assert dict(results.summary)["run time"] == "1:10 (2 segments)"
+
+
+def test_resuming_resets_what_the_segment_has_done() -> None:
+    state = RunState()
+    for event in two_segments()[:6]:  # up to the stop: preflight and base metrics seen
+        state.apply(event)
+    state.begin_live()  # r: the resume's process starts
+    assert state.status == "starting" and state.phase == "starting the process…"
+    state.apply(two_segments()[6])
+    assert state.phase == "loading the data and the model…"
+    state.apply(two_segments()[7])
+    assert state.phase.startswith("preflight done"), "the base evaluation was the last segment's"
 
 
 def test_reopened_runs_have_the_right_status(past_runs) -> None:
@@ -116,6 +174,10 @@ def test_results_from_report_json(past_runs) -> None:
     run = past_runs["finished"]
     results = load_results(run, RunState.from_run_dir(run))
     assert results.report_found
+    summary = dict(results.summary)
+    assert summary["val loss @300"].startswith("1.1128"), "the trainer's eval: validation split"
+    assert summary["run time"] == "0:21"
+    assert results.eval_split == "test", "the before/after metrics: the test split"
     assert [m.name for m in results.metrics] == ["rouge_l", "exact_match"]
     assert results.answers[0].base.startswith("The capital") and results.answers[0].finetuned
     assert dict((label, exists) for label, _, exists in results.artifacts)["report"] is True
@@ -180,3 +242,14 @@ def test_fit_with_the_real_estimator_when_present() -> None:
     assert result.verdict in fit.BADGE and result.badge[0] != ""
     if result.verdict != "unknown":
         assert result.total_gib is not None and result.components
+
+
+def test_counts_and_paths_read_well() -> None:
+    from tui.format import plural
+    from tui.widgets.artifacts_view import wrap_path
+
+    assert [plural(n, "epoch") for n in (1, 2, 0.5)] == ["1 epoch", "2 epochs", "0.5 epochs"]
+    path = "runs/20261121-101500-demo/checkpoints/checkpoint-300"
+    lines = wrap_path(path, 28).splitlines()
+    assert lines == ["runs/20261121-101500-demo/", "checkpoints/checkpoint-300"]
+    assert wrap_path(path, 80) == path

@@ -14,6 +14,7 @@ from tui.widgets.loss_plot import LossPlot
 
 
 class CompareScreen(Screen):
+    closes_with_mode_key = True  # a view on top of a mode (SlothlabApp.action_mode)
     DEFAULT_CSS = """
     CompareScreen LossPlot {
         height: 1fr;

@@ -1,9 +1,13 @@
-"""Configure: the recipe's fields as a form, checked as you type, with the fit estimate live."""
+"""Configure: the recipe's fields as a form, checked as you type, with the fit estimate live.
+
+The form starts from the recipe as a run would train it (in tiny mode: its tiny overrides
+applied), and marks what you change from there. Esc asks before it drops unsaved changes.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,7 +18,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
 from recipes.schema import Recipe
-from tui.catalog import RecipeEntry
+from tui.catalog import RecipeEntry, as_run
+from tui.screens.confirm import ConfirmScreen
 from tui.widgets.field_editor import FieldEditor
 from tui.widgets.fit_view import FitView
 from tui.widgets.recipe_form import RecipeForm
@@ -75,17 +80,18 @@ class ConfigureScreen(Screen):
     ]
 
     def __init__(self, entry: RecipeEntry, initial: Recipe) -> None:
+        """``initial``: the recipe as it would run now (``tui.catalog.as_run``)."""
         super().__init__()
         self.entry = entry
         self.initial = initial
         self.recipe: Recipe | None = initial
         self.errors: list[str] = []
         self._fit_timer: Timer | None = None
+        self._saved: dict[str, Any] | None = None  # the values last saved with ctrl+s
 
     def compose(self) -> ComposeResult:
         yield Header()
-        assert self.entry.recipe is not None
-        yield RecipeForm(self.initial, original=self.entry.recipe)
+        yield RecipeForm(self.initial)
         with Vertical(id="side"):
             with Vertical(id="fit-box"):
                 yield FitView()
@@ -142,7 +148,9 @@ class ConfigureScreen(Screen):
             text.append(f"\nchanged: {', '.join(modified)}", style="")
             text.append("\nstarts from a copy; ctrl+s saves it as a new recipe", style="dim")
         else:
-            text.append(f"\nas in {self.entry.name}", style="dim")
+            tiny = self.initial.tiny and not (self.entry.recipe and self.entry.recipe.tiny)
+            text.append(f"\nas in {self.entry.name}{' (tiny mode)' if tiny else ''}",
+                        style="dim")
         status.update(text)
 
     def _schedule_fit(self) -> None:
@@ -160,8 +168,7 @@ class ConfigureScreen(Screen):
         if recipe is None:
             view.update(Text("fix the fields marked in red to see the estimate", style="dim"))
             return
-        if self.app.tiny and not recipe.tiny:
-            recipe = dataclasses.replace(recipe, tiny=True)
+        recipe = as_run(recipe, self.app.tiny)
         fit = await asyncio.to_thread(self.app.estimate_fit, recipe, vram)
         view.show(fit, vram, source)
 
@@ -181,8 +188,14 @@ class ConfigureScreen(Screen):
         if self.app.run_active:
             self.notify("a run is in progress: stop it first (2, then s)", severity="warning")
             return
-        self.app.pop_screen()  # back to the list: the next visit to Recipes starts fresh
-        self.app.start_configured(self.entry, recipe, modified=recipe != self.entry.recipe)
+        # Back to the list once it starts (the next visit to Recipes starts fresh); a question
+        # answered "no" (a full recipe on a CPU) leaves the form as it is.
+        self.app.start_configured(self.entry, recipe, modified=recipe != self.initial,
+                                  before=self._close)
+
+    def _close(self) -> None:
+        if self.is_current:
+            self.app.pop_screen()
 
     async def action_save(self) -> None:
         recipe, errors = self.form.validate()
@@ -190,10 +203,37 @@ class ConfigureScreen(Screen):
             self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error")
             await self._first_invalid()
             return
-        self.app.save_recipe(recipe)
+        values = dict(self.form.values)
+
+        def saved() -> None:
+            self._saved = values
+
+        self.app.save_recipe(recipe, on_saved=saved)
 
     async def action_group(self, step: int) -> None:
         await self.form.switch_tab(step)
 
+    @property
+    def unsaved(self) -> list[str]:
+        """Fields changed since the form opened (or was last saved), invalid ones included."""
+        form = self.form
+        baseline = self._saved or form.originals
+        changed = [name for name, value in form.values.items()
+                   if name not in form.field_errors and value != baseline[name]]
+        return [*changed, *form.field_errors]
+
     def action_back(self) -> None:
-        self.app.pop_screen()
+        unsaved = self.unsaved
+        if not unsaved:
+            self.app.pop_screen()
+            return
+
+        def answer(discard: bool | str | None) -> None:
+            if discard is True:
+                self._close()
+
+        shown = ", ".join(unsaved[:6]) + (f" and {len(unsaved) - 6} more" if len(unsaved) > 6
+                                          else "")
+        self.app.push_screen(ConfirmScreen(
+            "Discard your changes?", f"Changed: {shown}. ctrl+s saves them as a new recipe.",
+            yes="Discard", no="Keep editing"), answer)

@@ -1,4 +1,8 @@
-"""A yes / no question in a modal (Stop the run? Quit?)."""
+"""A yes / no question in a modal (Stop the run? Quit?), with an optional third answer.
+
+The result is True (yes), False (no, Esc) or ``OTHER`` (the third answer, when offered: e.g.
+"Tiny mode instead" when a full recipe would train on a CPU).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+OTHER = "other"
 
-class ConfirmScreen(ModalScreen[bool]):
+
+class ConfirmScreen(ModalScreen[bool | str]):
     DEFAULT_CSS = """
     ConfirmScreen {
         align: center middle;
@@ -21,6 +27,9 @@ class ConfirmScreen(ModalScreen[bool]):
         border: thick $warning;
         background: $panel;
         padding: 1 2;
+    }
+    ConfirmScreen.-three > Vertical {
+        width: 78;
     }
     ConfirmScreen #question {
         text-style: bold;
@@ -40,11 +49,15 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
+        Binding("t", "other", "Other", show=False),
     ]
 
-    def __init__(self, question: str, detail: str = "", yes: str = "Yes", no: str = "No") -> None:
-        super().__init__()
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes", no: str = "No",
+                 other: str = "") -> None:
+        """``other``: the label of a third answer (key t), focused when offered."""
+        super().__init__(classes="-three" if other else "")
         self.question, self.detail, self.yes, self.no = question, detail, yes, no
+        self.other = other
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -53,13 +66,21 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Static(self.detail, id="detail")
             with Horizontal():
                 yield Button(f"{self.no} (n)", id="no")
+                if self.other:
+                    yield Button(f"{self.other} (t)", id="other", variant="primary")
                 yield Button(f"{self.yes} (y)", id="yes", variant="warning")
 
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        self.query_one("#other" if self.other else "#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.dismiss(OTHER if event.button.id == "other" else event.button.id == "yes")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return bool(self.other) if action == "other" else True
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+    def action_other(self) -> None:
+        self.dismiss(OTHER)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,7 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Footer, Header, Label, Select
 
-from tui.catalog import RecipeEntry
+from tui.catalog import RecipeEntry, as_run
 from tui.fit import Fit
 from tui.widgets.device_panel import DevicePanel
 from tui.widgets.fit_view import FitView
@@ -62,8 +61,10 @@ class RecipesScreen(Screen):
     """
     BINDINGS = [
         Binding("s", "start", "Start"),
-        Binding("t", "toggle_tiny", "Tiny"),
-        Binding("c", "focus_card", "Card"),
+        # t and c are written on the controls they work ("tiny mode off (t)", "card (c)"): out
+        # of the footer, which keeps room for q Quit at 80 columns.
+        Binding("t", "toggle_tiny", "Tiny", show=False),
+        Binding("c", "focus_card", "Card", show=False),
         Binding("d", "detect_device", "Re-detect", show=False),
     ]
 
@@ -101,9 +102,13 @@ class RecipesScreen(Screen):
         return self.query_one(RecipeTable)
 
     def refresh_table(self) -> None:
-        self.table.show(self.app.catalog, self.fits, self.app.tiny)
-        self._show_current()
+        self._show_table()
         self.run_worker(self._estimate_all(), group="fits", exclusive=True)
+
+    def _show_table(self) -> None:
+        _, source = self.app.card_gib()
+        self.table.show(self.app.catalog, self.fits, self.app.tiny, source)
+        self._show_current()
 
     async def _estimate_all(self) -> None:
         app = self.app
@@ -112,16 +117,10 @@ class RecipesScreen(Screen):
         jobs = [(str(e.path), e.recipe) for e in app.catalog if e.recipe is not None]
 
         def work() -> dict[str, Fit]:
-            out = {}
-            for key, recipe in jobs:
-                if tiny and not recipe.tiny:
-                    recipe = dataclasses.replace(recipe, tiny=True)
-                out[key] = app.estimate_fit(recipe, vram)
-            return out
+            return {key: app.estimate_fit(as_run(recipe, tiny), vram) for key, recipe in jobs}
 
         self.fits = await asyncio.to_thread(work)
-        self.table.show(app.catalog, self.fits, app.tiny)
-        self._show_current()
+        self._show_table()
 
     def _show_current(self) -> None:
         entry = self.table.current
@@ -155,6 +154,11 @@ class RecipesScreen(Screen):
 
     def _device_changed(self, _) -> None:
         self.query_one(DevicePanel).show(self.app.device)
+        select = self.query_one("#card", Select)
+        with select.prevent(Select.Changed):  # a new label for "auto", not a new choice
+            select.set_options(self.app.card_options())
+            select.value = self.app.card
+            select.mutate_reactive(Select.value)  # redraw the label even when value is the same
         self.refresh_table()
 
     def _tiny_changed(self, tiny: bool) -> None:

@@ -17,6 +17,7 @@ from tui.widgets.metrics_table import MetricsTable
 
 
 class ResultsScreen(Screen):
+    closes_with_mode_key = True  # a view on top of a mode (SlothlabApp.action_mode)
     DEFAULT_CSS = """
     ResultsScreen #results-body {
         height: 1fr;
@@ -81,6 +82,9 @@ class ResultsScreen(Screen):
 
     def action_reload(self) -> None:
         results = load_results(self.state.run_dir, self.state)
+        size = f", {results.eval_size} examples" if results.eval_size else ""
+        self.query_one("#metrics-box").border_title = (
+            f"before / after · {results.eval_split} split{size}")
         self.query_one(ArtifactsView).show(results.summary, results.artifacts)
         note = self.query_one("#no-report", Static)
         table = self.query_one(MetricsTable)

@@ -6,7 +6,8 @@ stream of hundreds of events a second therefore costs a handful of repaints.
 
 Two uses: the app's live run (``RunScreen()``: whatever run the app is driving now), and a
 past run reopened from History (``RunScreen(state)``), which follows its events.jsonl while
-its process (started elsewhere) is still running.
+its process (started elsewhere) is still running. A reopened run is a view on top of History:
+Esc (or 3) goes back to the list.
 """
 
 from __future__ import annotations
@@ -91,16 +92,19 @@ class RunScreen(Screen):
     """
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
+        Binding("escape", "back", "Back"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("enter", "results", "Results"),
-        Binding("l", "tab('log')", "Log"),
-        Binding("e", "tab('samples')", "Samples"),
+        # l and e are written on their tabs: out of the footer, which keeps room for q Quit.
+        Binding("l", "tab('log')", "Log", show=False),
+        Binding("e", "tab('samples')", "Samples", show=False),
     ]
 
     def __init__(self, state: RunState | None = None) -> None:
         super().__init__()
         self.fixed_state = state  # None: follow the app's live run
+        self.closes_with_mode_key = state is not None  # see SlothlabApp.action_mode
         self._drawn_state: RunState | None = None
         self._drawn_version = -1
         self._plot_version: tuple = ()
@@ -130,9 +134,9 @@ class RunScreen(Screen):
                     yield MemoryGauge()
                     yield RunSetup()
             with TabbedContent(id="bottom", initial="log"):
-                with TabPane("Log", id="log"):
+                with TabPane("Log (l)", id="log"):
                     yield RunLog()
-                with TabPane("Samples", id="samples"):
+                with TabPane("Samples (e)", id="samples"):
                     yield SamplesView()
         yield Footer()
 
@@ -182,18 +186,20 @@ class RunScreen(Screen):
             hint = "started outside this window; following its events.jsonl · s stops it"
         banner.append(f"  · {hint}", style="dim")
         self.query_one("#banner", Static).update(banner)
-        self.query_one(ErrorPanel).show(state.error_text)
+        error = state.error_text
+        kept = error is not None and state.run_dir is not None and state.run_dir.is_dir()
+        self.query_one(ErrorPanel).show(error, kept)
         self.query_one(RunStats).show(state)
         if new_state or state.started is not self._started:
             self._started = state.started
             self.query_one(RunSetup).show(state)
-        self.query_one(MemoryGauge).show(state.step.memory if state.step else None)
+        self.query_one(MemoryGauge).show(state.memory)
         self.query_one(RunLog).sync(state)
         if new_state or state.samples_step != self._samples_step:
             self._samples_step = state.samples_step
             self.query_one(SamplesView).show(state.samples, state.samples_step)
         tab = self.query_one(TabbedContent).get_tab("samples")
-        label = f"Samples @{state.samples_step}" if state.samples else "Samples"
+        label = f"Samples @{state.samples_step} (e)" if state.samples else "Samples (e)"
         if str(tab.label) != label:
             tab.label = label
         now = time.monotonic()
@@ -242,6 +248,8 @@ class RunScreen(Screen):
     # -- actions -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state = self.state
+        if action == "back":
+            return self.fixed_state is not None
         if action == "stop":
             return bool(state and state.live and self.app.live_state is state
                         and state.status in ("starting", "running")) or self.followed
@@ -252,6 +260,9 @@ class RunScreen(Screen):
         if action == "tab":
             return state is not None
         return True
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
 
     def action_stop(self) -> None:
         if self.followed and self.state is not None and self.state.started is not None:

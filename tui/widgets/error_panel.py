@@ -25,12 +25,14 @@ class ErrorPanel(Static):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "failed"
-        self._shown: tuple[str, str] | None = None
+        self._shown: tuple[tuple[str, str] | None, bool] | None = None
 
-    def show(self, error: tuple[str, str] | None) -> None:
-        if error == self._shown:
+    def show(self, error: tuple[str, str] | None, kept: bool = False) -> None:
+        """``kept``: the run directory exists (a run that fails before creating one, e.g. on a
+        missing dataset or a hub download, leaves nothing to reopen)."""
+        if (error, kept) == self._shown:
             return
-        self._shown = error
+        self._shown = (error, kept)
         self.set_class(error is not None, "-visible")
         if error is None:
             self.update("")
@@ -39,5 +41,6 @@ class ErrorPanel(Static):
         text = Text(what, style="bold")
         if advice:
             text.append(f"\n→ {advice}", style="yellow")
-        text.append("\nThe run directory is kept: reopen it from History (3).", style="dim")
+        if kept:
+            text.append("\nThe run directory is kept: reopen it from History (3).", style="dim")
         self.update(text)

@@ -2,7 +2,9 @@
 
 The input kind follows the schema: a switch for booleans, a select for choices, a text input
 for everything else. Values are checked with ``recipes.schema.coerce``, the function the YAML
-loader and ``--set`` use, so the form accepts exactly what a recipe file accepts.
+loader and ``--set`` use, so the form accepts exactly what a recipe file accepts; the data fields
+are also looked up as the training process will (``recipes.data.resolve_path``), so a local file
+that is not there is flagged while you type, not when the run starts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from recipes.errors import RecipeError
 from recipes.schema import coerce
+
+# Fields naming a hub dataset or a local data file (a list field names several).
+DATA_FIELDS = ("dataset", "sample_dataset", "extra_datasets", "sample_extra_datasets")
 
 
 def bounds(spec: dict[str, Any]) -> str:
@@ -60,6 +65,26 @@ def to_text(value: Any) -> str:
 
 def on_off(value: Any) -> str:
     return "on" if value else "off"
+
+
+def missing_data_file(value: Any) -> str:
+    """Why a data field's value will not load: a local file (a data suffix, or a path starting
+    with . / ~) that is not there, found the way the run looks it up; "" when it is fine.
+    Hub ids (owner/name) are not checked here: the run checks the hub."""
+    from recipes.data import resolve_path
+    from recipes.train import PROJECT_ROOT
+
+    for name in value if isinstance(value, list) else [value]:
+        if not isinstance(name, str) or not name.strip():
+            continue
+        path = resolve_path(name, base_dirs=[PROJECT_ROOT])
+        if path is None:
+            continue
+        if not path.exists():
+            return f"no such file: {name} (looked in the working folder and the project)"
+        if path.is_dir():
+            return f"{name} is a folder: point at a data file"
+    return ""
 
 
 def short_error(exc: RecipeError) -> str:
@@ -171,6 +196,8 @@ class FieldEditor(Widget):
 
     def on_mount(self) -> None:
         self._last_raw = self._raw()
+        if self.name_ in DATA_FIELDS:
+            self.validate_now()  # show a missing file at once (the form counts it already)
         self._mark_modified()
 
     def _raw(self) -> Any:
@@ -192,7 +219,7 @@ class FieldEditor(Widget):
     def validate_now(self) -> None:
         try:
             self.value = coerce(self.name_, self._raw(), where="form")
-            self.error = ""
+            self.error = missing_data_file(self.value) if self.name_ in DATA_FIELDS else ""
         except RecipeError as exc:
             self.error = short_error(exc)
         self.set_class(bool(self.error), "-invalid")

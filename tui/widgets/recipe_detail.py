@@ -1,4 +1,7 @@
-"""The highlighted recipe: what it trains, on what, and how long."""
+"""The highlighted recipe: what it trains, on what, and how long.
+
+In tiny mode it shows what a tiny run trains: the sample data and the tiny overrides applied.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.catalog import RecipeEntry
-from tui.format import short_path
+from recipes.train import data_source
+from tui.catalog import RecipeEntry, as_run
+from tui.format import plural, short_path
 
 
 def render_entry(entry: RecipeEntry | None, tiny: bool) -> Table | Text:
@@ -15,15 +19,20 @@ def render_entry(entry: RecipeEntry | None, tiny: bool) -> Table | Text:
         return Text("no recipes found", style="dim")
     if entry.recipe is None:
         return Text(f"{short_path(entry.path)} does not load:\n{entry.error}", style="red")
-    r = entry.recipe
+    r = as_run(entry.recipe, tiny)
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     if r.description:
         grid.add_row("", Text(r.description, style="italic"))
-    grid.add_row("model", r.model + ("  [tiny: random miniature]" if r.tiny or tiny else ""))
-    grid.add_row("data", f"{r.dataset} ({r.dataset_format})")
-    steps = f"{r.max_steps} steps" if r.max_steps else f"{r.epochs:g} epochs"
+    model = Text(r.model)
+    if r.tiny:
+        model.append("  (tiny: a random miniature)", style="dim")
+    grid.add_row("model", model)
+    source = data_source(r)
+    sample = "sample, " if source != r.dataset else ""
+    grid.add_row("data", Text(f"{source} ({sample}{r.dataset_format})"))
+    steps = plural(r.max_steps, "step") if r.max_steps else plural(r.epochs, "epoch")
     grid.add_row("train", f"{steps} · batch {r.batch_size}×{r.gradient_accumulation_steps} · "
                           f"lr {r.learning_rate:g} {r.lr_scheduler} · {r.optimizer}")
     grid.add_row("lora", f"r {r.lora_r} · alpha {r.lora_alpha} · seq {r.max_seq_length} · "

@@ -20,7 +20,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from recipes.errors import RecipeError
 from recipes.schema import Recipe, describe_fields, recipe_from_mapping
-from tui.widgets.field_editor import FieldEditor
+from tui.widgets.field_editor import DATA_FIELDS, FieldEditor, missing_data_file
 
 VALIDATE_DELAY = 0.15
 # Tabs over the schema's groups (recipe has three fields, so it shares a tab with model).
@@ -70,7 +70,8 @@ class RecipeForm(Vertical):
                        for spec in self.specs}
         self.values: dict[str, Any] = recipe.to_dict()
         self.originals: dict[str, Any] = (original or recipe).to_dict()
-        self.field_errors: dict[str, str] = {}
+        self.field_errors: dict[str, str] = {}  # typed values that do not parse
+        self.data_errors: dict[str, str] = {}  # data files that are not there (any value)
         self.recipe: Recipe | None = recipe
         self.errors: list[str] = []
         self.border_title = "recipe fields"
@@ -84,7 +85,7 @@ class RecipeForm(Vertical):
 
     def on_mount(self) -> None:
         self.build_group(next(iter(TABS)))
-        self._label_tabs()
+        self._revalidate()  # a recipe can name a data file that is not there from the start
 
     # -- building groups on demand -----------------------------------------------------
     def build_group(self, tab: str) -> AwaitMount | None:
@@ -155,10 +156,15 @@ class RecipeForm(Vertical):
     def _revalidate(self) -> None:
         self._timer = None
         recipe, errors = self.validate()
+        self._label_tabs()
         self.post_message(self.Changed(self, recipe, errors))
 
     def validate(self) -> tuple[Recipe | None, list[str]]:
-        errors = [f"{name}: {error}" for name, error in self.field_errors.items()]
+        self.data_errors = {name: problem for name in DATA_FIELDS
+                            if name not in self.field_errors
+                            and (problem := missing_data_file(self.values.get(name)))}
+        errors = [f"{name}: {error}"
+                  for name, error in {**self.field_errors, **self.data_errors}.items()]
         recipe = None
         if not errors:
             try:
@@ -175,11 +181,11 @@ class RecipeForm(Vertical):
 
     @property
     def invalid(self) -> list[str]:
-        return list(self.field_errors)
+        return [*self.field_errors, *self.data_errors]
 
     def _label_tabs(self) -> None:
         tabs = self.query_one(TabbedContent)
-        modified, invalid = set(self.modified), set(self.field_errors)
+        modified, invalid = set(self.modified), set(self.invalid)
         for tab_id in TABS:
             names = {n for n, t in self.tab_of.items() if t == tab_id}
             mark = " ✗" if names & invalid else " •" if names & modified else ""

@@ -41,7 +41,8 @@ class RecipeTable(DataTable):
         for label in COLUMNS:
             self.add_column(label, key=label)
 
-    def show(self, entries: list[RecipeEntry], fits: dict[str, Fit], tiny: bool) -> None:
+    def show(self, entries: list[RecipeEntry], fits: dict[str, Fit], tiny: bool,
+             card_source: str = "chosen") -> None:
         cursor = self.cursor_row
         self.entries = entries
         self.clear()
@@ -65,7 +66,7 @@ class RecipeTable(DataTable):
                 need, badge = Text("…", style="dim"), Text("…", style="dim")
             else:
                 need = Text(fit.need if fit.total_gib is not None else "?", justify="right")
-                badge = Text(*fit.badge)
+                badge = Text(*fit.badge_for(card_source))
             self.add_row(name, badge, need, recipe.task, model, dataset, key=key)
         if entries:
             self.move_cursor(row=min(max(cursor, 0), len(entries) - 1))

@@ -1,4 +1,9 @@
-"""Progress with ETA: step / total, percentage, elapsed and remaining time."""
+"""Progress with ETA: step / total, percentage, elapsed and remaining time.
+
+After the last step the ETA gives way to "final eval…" (the evaluation and saving take a
+while and have no steps); a run that ended before its total is known gets a still, empty bar
+(the indeterminate one animates, which would say it is still working).
+"""
 
 from __future__ import annotations
 
@@ -37,9 +42,17 @@ class RunProgress(Horizontal):
         step, total = state.current_step, state.total_steps
         if total:
             bar.update(total=total, progress=min(step, total))
+        elif state.terminal:
+            bar.update(total=1, progress=0)  # still: nothing is happening any more
+        else:
+            bar.update(total=None)  # indeterminate while it starts
         eta = state.eta()
-        remaining = f"ETA {fmt.duration(eta)}" if eta is not None else (
-            "ETA --:--" if not state.terminal else state.status)
+        if state.terminal:
+            remaining = state.status
+        elif state.steps_done:
+            remaining = "final eval…"
+        else:
+            remaining = f"ETA {fmt.duration(eta)}" if eta is not None else "ETA --:--"
         share = f" ({step / total:.0%})" if total else ""
         stage = f"{state.stage} · " if state.stage else ""
         self.query_one("#progress-text", Label).update(
