@@ -62,7 +62,11 @@ class RecipeTable(DataTable):
                 if recipe.sample_dataset:  # tiny mode trains on the recipe's sample
                     dataset = f"{PurePath(recipe.sample_dataset).name} (sample)"
             fit = fits.get(key)
-            if fit is None:
+            if (recipe.tiny or tiny) and card_source == "none":
+                # No GPU to check against, and none needed: a tiny run trains on this CPU.
+                need = Text(fit.need if fit and fit.total_gib is not None else "", justify="right")
+                badge = Text("CPU ok", style="green")
+            elif fit is None:
                 need, badge = Text("…", style="dim"), Text("…", style="dim")
             else:
                 need = Text(fit.need if fit.total_gib is not None else "?", justify="right")
