@@ -128,7 +128,8 @@ def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = Non
         raise DataError("the dataset is empty (0 rows)", where=str(path),
                         fix="add rows, or point `dataset` at another file")
     try:
-        rows = _read_local(path, kind)
+        rows = _read_local(path, kind, turn_columns=(_column(recipe, "messages"),
+                                                     _column(recipe, "conversations")))
     except DataError:
         raise
     except Exception as exc:  # parser errors from pandas/pyarrow/openpyxl
@@ -140,7 +141,7 @@ def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = Non
     return rows
 
 
-def _read_local(path: Path, kind: str) -> list[dict]:
+def _read_local(path: Path, kind: str, turn_columns: tuple[str, ...] = ()) -> list[dict]:
     if kind == "excel":
         import pandas as pd
 
@@ -153,7 +154,7 @@ def _read_local(path: Path, kind: str) -> list[dict]:
         frame = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)
         return frame.to_dict(orient="records")
     if kind == "json":
-        return _read_json(path)
+        return _read_json(path, turn_columns)
     import datasets
 
     datasets.disable_progress_bars()
@@ -168,7 +169,8 @@ def read_text(path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1  # characters
         raise DataError(
             f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8 text",
             where=str(path),
@@ -178,7 +180,7 @@ def read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")  # a byte-order mark from Windows editors
 
 
-def _read_json(path: Path) -> list[dict]:
+def _read_json(path: Path, turn_columns: tuple[str, ...] = ()) -> list[dict]:
     """JSON Lines (blank lines allowed), or one JSON array of objects / object of columns.
 
     Read here rather than through ``datasets`` so that an error names its line, and so that
@@ -192,7 +194,7 @@ def _read_json(path: Path) -> list[dict]:
             if exc.msg != "Extra data":  # "Extra data": JSON Lines saved as .json
                 raise _json_error(path, exc.lineno, exc) from None
         else:
-            return _json_table(whole, path)
+            return _json_table(whole, path, turn_columns)
     rows: list[dict] = []
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -217,11 +219,17 @@ def _json_error(path: Path, lineno: int, exc: json.JSONDecodeError) -> DataError
     )
 
 
-def _json_table(whole: Any, path: Path) -> list[dict]:
-    """Rows from ``[{...}, ...]``, ``{"data": [{...}, ...]}`` or ``{"col": [...], ...}``."""
+def _json_table(whole: Any, path: Path, turn_columns: tuple[str, ...] = ()) -> list[dict]:
+    """Rows from ``[{...}, ...]``, ``{"data": [{...}, ...]}`` or ``{"col": [...], ...}``.
+
+    An object whose one key is a turns column (``{"messages": [...]}``) is one row, not a
+    table of turns.
+    """
     if isinstance(whole, dict):
         values = list(whole.values())
-        if len(values) == 1 and isinstance(values[0], list) and all(
+        if len(whole) == 1 and next(iter(whole)) in turn_columns:
+            whole = [whole]
+        elif len(values) == 1 and isinstance(values[0], list) and all(
                 isinstance(row, dict) for row in values[0]):
             whole = values[0]
         elif values and all(isinstance(v, list) for v in values) and len(
@@ -265,8 +273,13 @@ def _column(recipe: Recipe, key: str) -> str:
     return recipe.columns.get(key, DEFAULT_COLUMNS[key])
 
 
+def present_columns(rows: list[dict]) -> list[str]:
+    """Column names in first-seen order (rows read from JSON need not all have every key)."""
+    return list(dict.fromkeys(key for row in rows[:1000] for key in row))
+
+
 def _require_columns(rows: list[dict], needed: list[str], source: str, fmt: str) -> None:
-    present = list(dict.fromkeys(key for row in rows[:1000] for key in row))
+    present = present_columns(rows)
     missing = [c for c in needed if c not in present]
     if missing:
         raise DataError(
@@ -292,15 +305,20 @@ def clean_text(value: Any) -> str:
     return text if "\n" in text else " ".join(text.split())
 
 
-def normalise(rows: list[dict], recipe: Recipe, source: str) -> tuple[list[Example], dict[str, int]]:
-    """Every row as chat messages, cleaned. Returns the examples and rows skipped, by reason."""
+def normalise(rows: list[dict], recipe: Recipe, source: str,
+              fmt: str | None = None) -> tuple[list[Example], dict[str, int]]:
+    """Every row as chat messages, cleaned. Returns the examples and rows skipped, by reason.
+
+    ``fmt``: the format already chosen for ``dataset_format: auto`` (else it is detected).
+    """
     skipped: dict[str, int] = {}
 
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
 
-    fmt = detect_format(rows, recipe, source) if recipe.dataset_format == "auto" \
-        else recipe.dataset_format
+    if fmt is None:
+        fmt = detect_format(rows, recipe, source) if recipe.dataset_format == "auto" \
+            else recipe.dataset_format
     if fmt == "instruction":
         examples = _from_instruction(rows, recipe, source, skip)
     else:
@@ -310,7 +328,7 @@ def normalise(rows: list[dict], recipe: Recipe, source: str) -> tuple[list[Examp
 
 def detect_format(rows: list[dict], recipe: Recipe, source: str) -> str:
     """``dataset_format: auto``: messages, sharegpt or instruction, from the columns present."""
-    present = list(dict.fromkeys(key for row in rows[:1000] for key in row))
+    present = present_columns(rows)
     if _column(recipe, "messages") in present:
         return "messages"
     if _column(recipe, "conversations") in present:
@@ -690,16 +708,24 @@ def load_examples(recipe: Recipe, source: str, *, base_dirs: list[Path] | None =
         n_read = len(rows)
     if recipe.max_examples:
         rows = rows[: recipe.max_examples]
-    examples, more = normalise(rows, recipe, source)
-    if recipe.dataset_format == "auto":
-        notes.append(f"dataset_format auto: read as {detect_format(rows, recipe, source)}")
-    for reason, n in more.items():
-        skipped[reason] = skipped.get(reason, 0) + n
-    if not examples:
-        raise DataError(
+
+    def nothing_usable() -> DataError:
+        return DataError(
             f"no usable rows: all {n_read} were skipped ({_describe_skips(skipped)})",
             where=source, fix="check the columns hold text and the format is right",
         )
+
+    if not rows:
+        raise nothing_usable()
+    fmt = recipe.dataset_format
+    if fmt == "auto":
+        fmt = detect_format(rows, recipe, source)
+        notes.append(f"dataset_format auto: read as {fmt}")
+    examples, more = normalise(rows, recipe, source, fmt)
+    for reason, n in more.items():
+        skipped[reason] = skipped.get(reason, 0) + n
+    if not examples:
+        raise nothing_usable()
     return Loaded(examples, skipped, n_read, notes)
 
 

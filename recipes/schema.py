@@ -480,35 +480,31 @@ def recipe_from_mapping(
     return recipe
 
 
-def _key_lines(text: str) -> dict[str, int]:
-    """1-based line of each top-level key, for error messages."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
 
 
-def _duplicate_key(text: str) -> tuple[str, int, int] | None:
-    """(key, first line, second line) of a top-level key written twice; YAML keeps the last."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    seen: dict[str, int] = {}
-    for key, _ in node.value:
-        line = key.start_mark.line + 1
-        if str(key.value) in seen:
-            return str(key.value), seen[str(key.value)], line
-        seen[str(key.value)] = line
-    return None
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in any mapping (it keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(str(key), seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+        return super().construct_mapping(node, deep)
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
+    """The file's data and the 1-based line of each top-level key (for error messages)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -516,20 +512,24 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
                           fix="check the path, or run `slothlab --list` for the bundled recipes") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read the recipe file ({exc})", where=str(path)) from None
+    loader = _StrictLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise RecipeError(f"malformed YAML: {problem}", where=place,
                           fix="fix the syntax at that line (indentation, a missing ':' or quote)") from None
-    duplicate = _duplicate_key(text)
-    if duplicate is not None:
-        key, first, second = duplicate
-        raise RecipeError(f"'{key}' is set twice (lines {first} and {second})",
-                          where=f"{path}:{second}", fix="keep one of them")
-    return (data if data is not None else {}), _key_lines(text)
+    except _DuplicateKey as dup:
+        raise RecipeError(f"'{dup.key}' is set twice (lines {dup.first} and {dup.second})",
+                          where=f"{path}:{dup.second}", fix="keep one of them") from None
+    finally:
+        loader.dispose()
+    lines = ({str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+             if isinstance(node, yaml.MappingNode) else {})
+    return (data if data is not None else {}), lines
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -415,7 +415,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
             eval_dataset=as_dataset(data.val) if data.val else None,
             processing_class=tokenizer, callbacks=[callback])
         trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
-        if choice.name == "reference":
+        if choice.name == "reference":  # Unsloth patches TRL's trainer itself: left as it is
             adapters_in_fp32(model)
         trainer.train(resume_from_checkpoint=str(resume_checkpoint) if resume_checkpoint else None)
         step = trainer.state.global_step

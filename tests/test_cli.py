@@ -221,3 +221,10 @@ def test_a_failure_the_progress_view_showed_is_not_printed_again(runs_dir, capsy
     assert code == EXIT_BAD_INPUT
     assert "no trained token" in captured.out and "--set max_seq_length=" in captured.out
     assert "no trained token" not in captured.err, "shown once, by the progress view"
+
+
+def test_fields_shows_values_with_brackets_as_text(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    template = "[INST] {instruction} [/INST] {response}"
+    assert main(["--fields", "--recipe", "demo", "--set", f"prompt_template={template}"]) == 0
+    assert "[/INST]" in capsys.readouterr().out

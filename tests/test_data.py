@@ -295,6 +295,20 @@ def test_non_utf8_bytes_name_line_and_column(tmp_path: Path, suffix: str) -> Non
     assert "re-save the file as UTF-8" in info.value.fix
 
 
+def test_a_json_file_holding_one_conversation_is_one_row(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    path.write_text(json.dumps(row), encoding="utf-8")
+    assert load_rows(str(path), Recipe()) == [row]
+
+
+def test_the_bad_byte_column_counts_characters(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes('{"a": "\u00e9\u00e9'.encode() + b"\xff" + b'"}\n')
+    with pytest.raises(DataError, match="line 1, column 10: byte 0xff"):
+        load_rows(str(path), Recipe())
+
+
 @pytest.mark.parametrize("text", [
     '[{"a": 1}, {"a": 2}]',             # a list of objects
     '{"data": [{"a": 1}, {"a": 2}]}',   # a list under one key

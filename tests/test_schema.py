@@ -154,3 +154,12 @@ def test_nan_in_yaml_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="learning_rate.*finite") as info:
         load_recipe(path)
     assert info.value.where == f"{path}:2"
+
+
+@pytest.mark.parametrize("body", ["columns: {instruction: q, instruction: a}\n",
+                                  "tiny_overrides:\n  max_steps: 3\n  max_steps: 4\n"])
+def test_a_key_written_twice_inside_a_mapping_is_refused(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("name: x\n" + body, encoding="utf-8")
+    with pytest.raises(RecipeError, match="is set twice"):
+        load_recipe(path)

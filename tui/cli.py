@@ -116,6 +116,7 @@ def _console():
 
 def cmd_fields(recipe_arg: str | None = None, overrides: list[str] | None = None) -> int:
     from rich.table import Table
+    from rich.text import Text
 
     from recipes.schema import GROUPS, describe_fields
 
@@ -137,14 +138,16 @@ def cmd_fields(recipe_arg: str | None = None, overrides: list[str] | None = None
         for f in (f for f in fields if f["group"] == group):
             allowed = ", ".join(f["choices"]) if f["choices"] else _bounds(f)
             value = ((_changed(values[f["name"]], f["default"]),) if values else ())
-            table.add_row(f["name"], f["type"], repr(f["default"]), *value, allowed, f["help"])
+            table.add_row(f["name"], f["type"], Text(repr(f["default"])), *value, allowed,
+                          f["help"])
     _console().print(table)
     return EXIT_OK
 
 
-def _changed(value: object, default: object) -> str:
-    text = repr(value)
-    return f"[bold]{text}[/]" if value != default else text
+def _changed(value: object, default: object):
+    from rich.text import Text  # not markup: values such as "[INST] ..." are shown as they are
+
+    return Text(repr(value), style="bold" if value != default else "")
 
 
 def _bounds(f: dict) -> str:
