@@ -23,6 +23,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from recipes.errors import RecipeError
 from recipes.schema import Recipe, dump_recipe
 from tui import fit as fitmod
 from tui.catalog import RecipeEntry, as_run, load_catalog
@@ -174,9 +175,23 @@ class SlothlabApp(App):
         self.catalog = load_catalog(self.saved_dir)
         self.catalog_version += 1
 
+    def refuse(self, entry: RecipeEntry) -> bool:
+        """Say so and return True when ``entry`` cannot be configured or started now: its file
+        does not load, or (in tiny mode) its tiny_overrides do not, as ``slothlab --tiny``
+        refuses it."""
+        error = entry.error_for(self.tiny)
+        if entry.recipe is not None and not error:
+            return False
+        title = ("this recipe does not load in tiny mode" if entry.recipe is not None
+                 else "this recipe does not load")
+        self.notify((error or "fix its file first")[:300], title=title, severity="error")
+        return True
+
     def configure(self, entry: RecipeEntry) -> None:
         from tui.screens.configure import ConfigureScreen
 
+        if self.refuse(entry):
+            return
         assert entry.recipe is not None
         # In tiny mode the form shows what a tiny run trains: the tiny overrides applied.
         self.push_screen(ConfigureScreen(entry, as_run(entry.recipe, self.tiny)))
@@ -209,23 +224,30 @@ class SlothlabApp(App):
         return self.live is not None and self.live_state is not None and self.live_state.live
 
     def start_recipe(self, entry: RecipeEntry) -> None:
+        if self.refuse(entry):
+            return
         assert entry.recipe is not None
         self.start_new(RunSpec(recipe_path=entry.path, tiny=self.tiny),
                        tiny=self.tiny or entry.recipe.tiny,
-                       tiny_spec=RunSpec(recipe_path=entry.path, tiny=True))
+                       tiny_spec=None if entry.tiny_error
+                       else RunSpec(recipe_path=entry.path, tiny=True))
 
     def start_configured(self, entry: RecipeEntry, recipe: Recipe, modified: bool,
                          before: Callable[[], None] | None = None) -> None:
         """Start the form's recipe (its file when unchanged); ``before`` runs just before."""
+        tiny_spec: RunSpec | None
         if modified:
             spec = RunSpec(recipe=recipe)
-            tiny_spec = RunSpec(recipe=as_run(recipe, tiny=True))
+            try:
+                tiny_spec = RunSpec(recipe=as_run(recipe, tiny=True))
+            except RecipeError:  # its tiny_overrides do not load: no tiny alternative
+                tiny_spec = None
         else:
-            spec = RunSpec(recipe_path=entry.path, tiny=self.tiny)
-            tiny_spec = RunSpec(recipe_path=entry.path, tiny=True)
+            spec = RunSpec(recipe_path=entry.path, tiny=recipe.tiny)  # as the form showed it
+            tiny_spec = None if entry.tiny_error else RunSpec(recipe_path=entry.path, tiny=True)
         self.start_new(spec, tiny=recipe.tiny, tiny_spec=tiny_spec, before=before)
 
-    def start_new(self, spec: RunSpec, *, tiny: bool, tiny_spec: RunSpec,
+    def start_new(self, spec: RunSpec, *, tiny: bool, tiny_spec: RunSpec | None,
                   before: Callable[[], None] | None = None) -> None:
         """Start a new run; a full (non-tiny) recipe on a machine without a CUDA GPU (or before
         the check has said) asks first, offering tiny mode instead."""
@@ -249,11 +271,17 @@ class SlothlabApp(App):
                         "on the CPU (hours, and needs the model from the hub). Start anyway?")
 
         def answer(choice: bool | str | None) -> None:
-            if choice == OTHER:
+            if choice == OTHER and tiny_spec is not None:
                 start(tiny_spec)
             elif choice is True:
                 start(spec)
 
+        if tiny_spec is None:
+            self.push_screen(ConfirmScreen(
+                question, "Tiny mode is not offered: this recipe's tiny_overrides do "
+                "not load (slothlab --tiny refuses it).", yes="Start anyway", no="Cancel"),
+                answer)
+            return
         self.push_screen(ConfirmScreen(
             question, "Tiny mode runs the same pipeline on a random miniature and the sample "
             "data: a minute or two on a CPU, offline.", yes="Start anyway", no="Cancel",

@@ -79,9 +79,14 @@ def from_report(report: Any) -> Fit:
     if isinstance(advice, (list, tuple)):
         advice = "; ".join(str(a) for a in advice)
     batch, seq = number("max_batch_size"), number("max_seq_length")
+    total = number("total_gib")
+    if total is not None and total <= 0:
+        # The estimator's "I cannot size this model" (an architecture it does not know): no
+        # memory need at all, not a need of 0.0 GiB. Its ``reason`` says why.
+        total, verdict = None, "unknown"
     return Fit(
         verdict=verdict if verdict in BADGE else "unknown",
-        total_gib=number("total_gib"),
+        total_gib=total,
         vram_gib=number("vram_gib"),
         components={str(k): float(v) for k, v in dict(components).items()
                     if isinstance(v, (int, float))},

@@ -139,7 +139,7 @@ def bare_run(recipe: Recipe, folder: Path, data, out_dir: Path) -> Timing:
     from trl import SFTConfig
 
     from recipes.backends import reference
-    from recipes.train import load_model, trainer_class
+    from recipes.train import adapters_in_fp32, load_model, trainer_class
 
     model, tokenizer = load_model(reference, folder, recipe, "cpu")
     train = Dataset.from_dict({"input_ids": [t.input_ids for t in data.train],
@@ -183,6 +183,7 @@ def bare_run(recipe: Recipe, folder: Path, data, out_dir: Path) -> Timing:
     trainer = trainer_class("cpu")(model=model, args=args, train_dataset=train,
                                    processing_class=tokenizer, callbacks=[LogTimer()])
     trainer.remove_callback(PrinterCallback)  # keep stdout for the table (slothlab removes it too)
+    adapters_in_fp32(model)  # the same training as slothlab's (TRL alone would make them bf16)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return Timing("bare", marks[0], marks[-1], losses[-1] if losses else None)

@@ -150,6 +150,9 @@ def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
                                           encoding="utf-8")
     if report:
         (run_dir / "report.json").write_text(json.dumps({
+            # as recipes/report.py writes it: the fixed eval set drawn from the test split
+            "eval_set": {"split": "test", "size": 25, "max_new_tokens": 32,
+                         "decoding": "greedy"},
             "metrics": {"rouge_l": {"base": 0.121, "finetuned": 0.412, "change": 0.291,
                                     "relative": 2.405},
                         "exact_match": {"base": 0.0, "finetuned": 0.2, "change": 0.2,

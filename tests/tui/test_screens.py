@@ -174,17 +174,16 @@ async def test_quit_stays_in_the_footer_at_80_columns(make_app, past_runs) -> No
 
     def quit_visible() -> bool:
         keys = {k.key: k.region for k in app.screen.query(FooterKey)}
-        palette = min(r.x for k, r in keys.items() if k == "ctrl+p")
-        return "q" in keys and keys["q"].right <= palette
+        if "q" not in keys or "ctrl+p" not in keys or not keys["q"].width:
+            return False  # the footer is not laid out yet
+        return keys["q"].right <= keys["ctrl+p"].x
 
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
-        assert quit_visible(), "Recipes"
+        await until(pilot, quit_visible, what="Quit in the Recipes footer")
         app.open_run(past_runs["stopped"])  # the longest footer: Back, Resume, Results
         await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        await pilot.pause(0.2)
-        assert quit_visible(), "a reopened stopped run"
+        await until(pilot, quit_visible, what="Quit in a reopened stopped run's footer")
 
 
 # -- Configure -------------------------------------------------------------------------------
@@ -208,6 +207,17 @@ async def type_into(pilot: Pilot, screen: ConfigureScreen, field: str, text: str
         field_input.value = text
     await pilot.pause()
     return editor
+
+
+async def set_switch(pilot: Pilot, screen: ConfigureScreen, field: str, on: bool) -> FieldEditor:
+    editor = await screen.form.show_field(field)
+    editor.query_one(Checkbox).value = on
+    await pilot.pause()
+    return editor
+
+
+def help_of(editor: FieldEditor) -> str:
+    return str(editor.query_one(".help").render())
 
 
 async def test_the_form_has_every_schema_field(make_app) -> None:
@@ -271,6 +281,7 @@ async def test_a_missing_data_file_is_flagged_and_hub_ids_are_not(make_app) -> N
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_configure(app, pilot)
+        await set_switch(pilot, screen, "tiny", False)  # demo is tiny: a full run reads dataset
         editor = await type_into(pilot, screen, "dataset", "data/nope.jsonl")
         assert editor.has_class("-invalid") and "no such file: data/nope.jsonl" in editor.error
         await until(pilot, lambda: "1 problem(s)" in text_of(screen.query_one("#status")))
@@ -278,9 +289,14 @@ async def test_a_missing_data_file_is_flagged_and_hub_ids_are_not(make_app) -> N
             editor = await type_into(pilot, screen, "dataset", fine)
             assert not editor.error, fine
         editor = await type_into(pilot, screen, "sample_dataset", "./missing.csv")
-        assert "no such file" in editor.error
+        assert "no such file" in editor.problem and not editor.error, "a full run: unread"
+        assert editor.has_class("-unread") and "only tiny mode reads it" in help_of(editor)
+        await until(pilot, lambda: screen.recipe is not None, what="a warning, not an error")
+        await set_switch(pilot, screen, "tiny", True)
+        await until(pilot, lambda: screen.form.invalid == ["sample_dataset"], what="tiny reads it")
+        assert "no such file" in editor.error and editor.has_class("-invalid")
         editor = await type_into(pilot, screen, "sample_dataset", "imdb")
-        assert not editor.error, "no data suffix, no ./: a hub id"
+        assert not editor.problem, "no data suffix, no ./: a hub id"
         editor = await type_into(pilot, screen, "sample_dataset", "data")
         assert "is a folder" in editor.error, "the run would find the project's data/ folder"
 
@@ -295,6 +311,100 @@ async def test_a_recipe_naming_a_missing_file_is_invalid_from_the_start(make_app
         assert screen.recipe is None and screen.form.invalid == ["dataset"]
         editor = await screen.form.show_field("dataset")
         assert editor.has_class("-invalid")
+
+
+async def test_tiny_mode_checks_the_sample_files_the_run_reads(make_app, monkeypatch) -> None:
+    # saudial-lfm2 / gemma3-scratch: the full data is not in the project, the samples are
+    fake_stream(monkeypatch, steps="5")
+    write_full_recipe(dataset="corpus/missing.jsonl", extra_datasets=["corpus/pairs.jsonl"],
+                      sample_extra_datasets=["data/demo_qa.jsonl"])
+    app = make_app(tiny=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down")
+        screen = await open_configure(app, pilot)
+        status = screen.query_one("#status")
+        await until(pilot, lambda: "valid ✓" in text_of(status), what="valid in tiny mode")
+        assert screen.recipe is not None and screen.form.invalid == []
+        for name, reads in (("dataset", "sample_dataset"),
+                            ("extra_datasets", "sample_extra_datasets")):
+            editor = await screen.form.show_field(name)
+            assert "no such file" in editor.problem and not editor.error, name
+            assert f"tiny mode reads {reads}" in help_of(editor), name
+        await set_switch(pilot, screen, "tiny", False)  # a full run reads the full files
+        await until(pilot, lambda: screen.form.invalid == ["dataset", "extra_datasets"],
+                    what="the full files checked")
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, ConfigureScreen) and app.live_state is None
+        await set_switch(pilot, screen, "tiny", True)
+        await until(pilot, lambda: screen.recipe is not None, what="valid again")
+        await pilot.press("ctrl+r")  # accepted: the run starts
+        await until(pilot, lambda: app.live_state and app.live_state.status == "finished")
+        ran = load_recipe(app.live_state.run_dir / "recipe.yaml")
+        assert ran.tiny and ran.sample_dataset == "data/demo_qa.jsonl"
+
+
+async def test_switching_tiny_on_in_the_form_shows_the_overrides(make_app, monkeypatch) -> None:
+    # medqa-tinyllama: the form showed max_steps=50 and a tiny run trained 300 steps
+    fake_stream(monkeypatch, steps="5")
+    write_full_recipe(max_steps=50)  # tiny_overrides: max_steps 7, learning_rate 3e-3, batch 8
+    app = make_app()  # tiny mode off: the form opens on the full recipe
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down")
+        screen = await open_configure(app, pilot)
+        form = screen.form
+        assert form.values["max_steps"] == 50 and not form.values["tiny"]
+        await set_switch(pilot, screen, "tiny", True)
+        await until(pilot, lambda: form.values["max_steps"] == 7, what="override applied")
+        assert form.values["learning_rate"] == 3e-3 and form.values["batch_size"] == 8
+        editor = await form.show_field("max_steps")
+        await until(pilot, lambda: editor.query_one(Input).value == "7", what="shown")
+        assert editor.has_class("-modified")
+        assert {"tiny", "max_steps", "learning_rate", "batch_size"} <= set(form.modified)
+        await set_switch(pilot, screen, "tiny", False)  # off again: the values come back
+        await until(pilot, lambda: form.values["max_steps"] == 50, what="restored")
+        assert form.values["learning_rate"] == 2e-4 and form.values["batch_size"] == 4
+        await until(pilot, lambda: screen.recipe is not None and not form.modified)
+        await set_switch(pilot, screen, "tiny", True)
+        await until(pilot, lambda: form.values["max_steps"] == 7)
+        await type_into(pilot, screen, "max_steps", "50")  # what the form shows ...
+        await until(pilot, lambda: screen.recipe is not None and screen.recipe.max_steps == 50)
+        assert screen.recipe.tiny and screen.recipe.learning_rate == 3e-3
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: app.live_state and app.live_state.status == "finished")
+        ran = load_recipe(app.live_state.run_dir / "recipe.yaml")
+        assert ran.tiny and ran.max_steps == 50 and ran.learning_rate == 3e-3, "... is what runs"
+
+
+async def test_a_recipe_with_invalid_tiny_overrides_is_refused_in_tiny_mode(make_app) -> None:
+    write_full_recipe(tiny_overrides={"learning_rate": "nan", "max_steps": "7"})
+    app = make_app(tiny=True)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(RecipeTable)
+        await until(pilot, lambda: table.row_count > 1)
+        await pilot.press("down")
+        detail = app.screen.query_one(RecipeDetail)
+        await until(pilot, lambda: "does not load in tiny mode" in text_of(detail))
+        shown = text_of(detail)
+        assert "full.yaml" in shown and "tiny_overrides.learning_rate" in shown
+        assert "expected a finite number" in shown
+        assert str(table.get_row_at(1)[1]) == "invalid"
+        await pilot.press("enter")  # configure
+        await pilot.press("s")  # start
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfigureScreen) and app.live_state is None
+        await pilot.press("t")  # tiny mode off: the full recipe is fine
+        await until(pilot, lambda: "someone/chat-data" in text_of(detail))
+        screen = await open_configure(app, pilot)
+        await until(pilot, lambda: screen.recipe is not None)
+        await set_switch(pilot, screen, "tiny", True)  # the same refusal, inside the form
+        await until(pilot, lambda: screen.form.invalid == ["tiny_overrides"])
+        await until(pilot, lambda: screen.recipe is None, what="revalidation")
+        assert "expected a finite number" in " ".join(screen.errors)
+        assert screen.form.values["max_steps"] == 0, "nothing half-applied"
+        editor = await screen.form.show_field("tiny_overrides")
+        assert editor.has_class("-invalid") and "learning_rate" in editor.error
+        await set_switch(pilot, screen, "tiny", False)
+        await until(pilot, lambda: screen.recipe is not None and not screen.form.invalid)
 
 
 async def test_esc_asks_before_dropping_unsaved_changes(make_app) -> None:
@@ -578,7 +688,7 @@ async def test_results_say_which_split_each_loss_is_from(make_app, past_runs) ->
         await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
         await pilot.pause(0.1)
         box = app.screen.query_one("#metrics-box")
-        assert "test split" in str(box.border_title)
+        assert "test split, 25 examples" in str(box.border_title), "report.json's eval_set"
         artifacts = text_of(app.screen.query_one("ArtifactsView"))
         assert "val loss @300" in artifacts
         for line in artifacts.splitlines():  # a path breaks after a /, never inside a name

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from rich.console import Console
 
 from recipes import events as ev
-from recipes.schema import load_recipe
-from tests.tui.conftest import FAKE_SLOTHLAB, write_run
+from recipes.errors import RecipeError
+from recipes.schema import Recipe, load_recipe
+from tests.tui.conftest import FAKE_SLOTHLAB, write_full_recipe, write_run
 from tui import fit
+from tui.catalog import as_run, load_catalog
 from tui.device import probe_device
 from tui.history import scan_runs
 from tui.report import load_results
 from tui.runstate import LOG_CAP, RunState
 from tui.series import Series
+from tui.widgets.fit_view import render_fit
 
 
 def test_import_does_not_load_torch() -> None:
@@ -177,10 +183,23 @@ def test_results_from_report_json(past_runs) -> None:
     summary = dict(results.summary)
     assert summary["val loss @300"].startswith("1.1128"), "the trainer's eval: validation split"
     assert summary["run time"] == "0:21"
-    assert results.eval_split == "test", "the before/after metrics: the test split"
+    assert (results.eval_split, results.eval_size) == ("test", 25), "report.json's eval_set"
     assert [m.name for m in results.metrics] == ["rouge_l", "exact_match"]
     assert results.answers[0].base.startswith("The capital") and results.answers[0].finetuned
     assert dict((label, exists) for label, _, exists in results.artifacts)["report"] is True
+
+
+def test_results_read_the_eval_set_not_a_default(past_runs) -> None:
+    run = past_runs["finished"]
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    report["eval_set"] = {"split": "validation", "size": 12}
+    (run / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    results = load_results(run, RunState.from_run_dir(run))
+    assert (results.eval_split, results.eval_size) == ("validation", 12)
+    del report["eval_set"]  # an older report: the test split, size unknown
+    (run / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    results = load_results(run, RunState.from_run_dir(run))
+    assert (results.eval_split, results.eval_size) == ("test", None)
 
 
 def test_results_without_report_fall_back_to_events(past_runs) -> None:
@@ -217,6 +236,51 @@ def test_fit_reads_a_report_object() -> None:
     result = fit.from_report(report)
     assert (result.verdict, result.need, result.max_batch_size) == ("tight", "5.2 GiB", 2)
     assert result.advice == "lower batch_size"
+
+
+def fit_text(result: fit.Fit, vram: float | None, source: str) -> str:
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(render_fit(result, vram, source))
+    return console.export_text()
+
+
+def test_an_unknown_architecture_has_no_memory_need_not_zero() -> None:
+    # kernels_check.fit.estimate for a model it cannot size: total 0.0, verdict unknown, a reason
+    report = SimpleNamespace(total_gib=0.0, components={}, vram_gib=None, verdict="unknown",
+                             max_batch_size=0, max_seq_length=0, advice="",
+                             reason="'someone/unknown-model-xyz' is not in the model table")
+    result = fit.from_report(report)
+    assert result.total_gib is None and result.need == "?" and result.verdict == "unknown"
+    assert "not in the model table" in result.reason
+    for source in ("none", "pending", "unknown", "chosen", "detected"):
+        assert result.badge_for(source) == fit.BADGE["unknown"], source
+        text = fit_text(result, 8.0 if source in ("chosen", "detected") else None, source)
+        assert "memory need unknown" in text and "not in the model table" in text, source
+        assert "0.0" not in text and "GiB on a GPU" not in text, text
+    chosen = fit.from_report(SimpleNamespace(**{**vars(report), "vram_gib": 8.0}))
+    assert chosen.total_gib is None and chosen.verdict == "unknown"
+
+
+def test_an_unknown_architecture_with_the_real_estimator() -> None:
+    pytest.importorskip("kernels_check.fit")
+    for vram in (None, 8.0):
+        result = fit.estimate(Recipe(model="someone/unknown-model-xyz"), vram)
+        assert result.total_gib is None and result.badge[0] == "?", vram
+        assert result.reason and "0.0 GiB" not in fit_text(result, vram, "none")
+
+
+def test_invalid_tiny_overrides_are_an_error_not_dropped() -> None:
+    write_full_recipe(tiny_overrides={"learning_rate": "nan", "max_steps": "7"})
+    full = next(e for e in load_catalog(Path("my_recipes")) if e.name == "full")
+    assert full.recipe is not None and not full.error, "it loads as a full recipe"
+    assert full.error_for(tiny=False) == ""
+    problem = full.error_for(tiny=True)
+    assert "full.yaml" in problem and "tiny_overrides.learning_rate" in problem
+    assert "expected a finite number" in problem
+    with pytest.raises(RecipeError, match="finite"):  # not the full hyperparameters, silently
+        as_run(full.recipe, tiny=True)
+    demo = next(e for e in load_catalog(None) if e.name == "demo")
+    assert demo.error_for(tiny=True) == ""
 
 
 def test_device_probe_reads_the_json(monkeypatch) -> None:

@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
 from recipes.schema import Recipe
-from tui.catalog import RecipeEntry, as_run
+from tui.catalog import RecipeEntry
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.field_editor import FieldEditor
 from tui.widgets.fit_view import FitView
@@ -168,7 +168,7 @@ class ConfigureScreen(Screen):
         if recipe is None:
             view.update(Text("fix the fields marked in red to see the estimate", style="dim"))
             return
-        recipe = as_run(recipe, self.app.tiny)
+        # The form's recipe is what runs (its tiny overrides already applied where tiny is on).
         fit = await asyncio.to_thread(self.app.estimate_fit, recipe, vram)
         view.show(fit, vram, source)
 

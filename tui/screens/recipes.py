@@ -114,7 +114,8 @@ class RecipesScreen(Screen):
         app = self.app
         vram, _ = app.card_gib()
         tiny = app.tiny
-        jobs = [(str(e.path), e.recipe) for e in app.catalog if e.recipe is not None]
+        jobs = [(str(e.path), e.recipe) for e in app.catalog
+                if e.recipe is not None and not e.error_for(tiny)]
 
         def work() -> dict[str, Fit]:
             return {key: app.estimate_fit(as_run(recipe, tiny), vram) for key, recipe in jobs}
@@ -128,8 +129,10 @@ class RecipesScreen(Screen):
         info.border_title = entry.name if entry else "no recipe"
         self.query_one(RecipeDetail).show(entry, self.app.tiny)
         vram, source = self.app.card_gib()
+        fit_view = self.query_one(FitView)
+        fit_view.display = not (entry and entry.error_for(self.app.tiny))  # no fit to show
         fit = self.fits.get(str(entry.path)) if entry else None
-        self.query_one(FitView).show(fit if entry and entry.recipe else None, vram, source)
+        fit_view.show(fit if entry and entry.recipe else None, vram, source)
 
     @property
     def current(self) -> RecipeEntry | None:
@@ -176,17 +179,13 @@ class RecipesScreen(Screen):
     # -- actions -----------------------------------------------------------------------
     def action_configure(self) -> None:
         entry = self.current
-        if entry is None or entry.recipe is None:
-            self.notify("this recipe does not load; fix its file first", severity="error")
-            return
-        self.app.configure(entry)
+        if entry is not None:
+            self.app.configure(entry)
 
     def action_start(self) -> None:
         entry = self.current
-        if entry is None or entry.recipe is None:
-            self.notify("this recipe does not load; fix its file first", severity="error")
-            return
-        self.app.start_recipe(entry)
+        if entry is not None:
+            self.app.start_recipe(entry)
 
     def action_toggle_tiny(self) -> None:
         self.app.tiny = not self.app.tiny

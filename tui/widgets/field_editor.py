@@ -4,7 +4,8 @@ The input kind follows the schema: a switch for booleans, a select for choices, 
 for everything else. Values are checked with ``recipes.schema.coerce``, the function the YAML
 loader and ``--set`` use, so the form accepts exactly what a recipe file accepts; the data fields
 are also looked up as the training process will (``recipes.data.resolve_path``), so a local file
-that is not there is flagged while you type, not when the run starts.
+that is not there is flagged while you type, not when the run starts: as an error in a field the
+run reads, as a warning in one it does not (the form says which: ``set_unread``).
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ class FieldEditor(Widget):
     FieldEditor.-invalid .name {
         color: $error;
     }
+    FieldEditor.-unread .help {
+        color: $warning;
+    }
     """
 
     @dataclass
@@ -160,14 +164,26 @@ class FieldEditor(Widget):
         def control(self) -> FieldEditor:
             return self.editor
 
-    def __init__(self, spec: dict[str, Any], value: Any, original: Any) -> None:
+    def __init__(self, spec: dict[str, Any], value: Any, original: Any, *, unread: str = "",
+                 imposed: str = "") -> None:
+        """``unread`` (data fields): why the run does not read this field now, "" when it does;
+        ``imposed``: an error the form finds in this field (see ``impose``)."""
         super().__init__(id=f"field-{spec['name']}")
         self.spec = spec
         self.name_ = spec["name"]
         self.original = original
         self.value: Any = value
-        self.error: str = ""
+        self.parse_error: str = ""  # the typed value does not parse
+        self.problem: str = ""  # a data file that is not there
+        self.unread = unread
+        self.imposed = imposed
         self._initial = value
+
+    @property
+    def error(self) -> str:
+        """What stops the run in this field: a value that does not parse, an error the form
+        imposed, or a missing data file the run would read (one it does not read only warns)."""
+        return self.parse_error or self.imposed or ("" if self.unread else self.problem)
 
     def compose(self) -> ComposeResult:
         spec = self.spec
@@ -198,6 +214,8 @@ class FieldEditor(Widget):
         self._last_raw = self._raw()
         if self.name_ in DATA_FIELDS:
             self.validate_now()  # show a missing file at once (the form counts it already)
+        elif self.imposed:
+            self._show_state()
         self._mark_modified()
 
     def _raw(self) -> Any:
@@ -219,12 +237,36 @@ class FieldEditor(Widget):
     def validate_now(self) -> None:
         try:
             self.value = coerce(self.name_, self._raw(), where="form")
-            self.error = missing_data_file(self.value) if self.name_ in DATA_FIELDS else ""
+            self.parse_error = ""
+            self.problem = missing_data_file(self.value) if self.name_ in DATA_FIELDS else ""
         except RecipeError as exc:
-            self.error = short_error(exc)
-        self.set_class(bool(self.error), "-invalid")
-        self.query_one(".help", Static).update(f"✗ {self.error}" if self.error
-                                                else self.spec["help"])
+            self.parse_error, self.problem = short_error(exc), ""
+        self._show_state()
+
+    def set_unread(self, unread: str) -> None:
+        """The form says whether the run reads this data field now (``tiny`` picks the sample)."""
+        if unread != self.unread:
+            self.unread = unread
+            if self.is_mounted:
+                self._show_state()
+
+    def impose(self, error: str) -> None:
+        """An error the form finds in this field's value (e.g. a tiny override that does not
+        load); "" clears it."""
+        if error != self.imposed:
+            self.imposed = error
+            if self.is_mounted:
+                self._show_state()
+
+    def _show_state(self) -> None:
+        error = self.error
+        warning = self.problem if self.unread and not error else ""
+        self.set_class(bool(error), "-invalid")
+        self.set_class(bool(warning), "-unread")
+        help_text = (f"✗ {error}" if error
+                     else f"! {warning} (not read now: {self.unread})" if warning
+                     else self.spec["help"])
+        self.query_one(".help", Static).update(help_text)
         self._mark_modified()
 
     def describe(self) -> str:

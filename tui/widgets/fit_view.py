@@ -33,6 +33,12 @@ def render_fit(fit: Fit | None, vram_gib: float | None, source: str) -> Group | 
     if source in NO_CARD and fit.total_gib is not None:
         head.append(f"  needs {fit.need} on a GPU")
         return Group(head, Text(NO_CARD_NOTE[source], style="dim"), _parts(fit))
+    if fit.total_gib is None:  # the estimator could not size the model at all
+        head.append("  memory need unknown")
+        lines = [head, Text(fit.reason or "the estimator could not tell", style="dim")]
+        if fit.advice:
+            lines.append(Text(f"→ {fit.advice}", style="yellow"))
+        return Group(*lines)
     if fit.verdict == "unknown":
         head.append(f"  no estimate for a {card_label(vram_gib, source)}")
         lines = [head, Text(fit.reason or "no estimate", style="dim")]

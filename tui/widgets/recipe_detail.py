@@ -19,6 +19,12 @@ def render_entry(entry: RecipeEntry | None, tiny: bool) -> Table | Text:
         return Text("no recipes found", style="dim")
     if entry.recipe is None:
         return Text(f"{short_path(entry.path)} does not load:\n{entry.error}", style="red")
+    if tiny and entry.tiny_error:
+        text = Text(f"{short_path(entry.path)} does not load in tiny mode "
+                    "(slothlab --tiny refuses it too):\n", style="bold red")
+        text.append(f"{entry.tiny_error}\n", style="red")
+        text.append("fix its tiny_overrides, or turn tiny mode off (t) to use it", style="dim")
+        return text
     r = as_run(entry.recipe, tiny)
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)

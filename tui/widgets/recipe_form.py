@@ -4,6 +4,19 @@ The form's values live in a dict (``values``), so every field is validated wheth
 tab has been opened; a group's editors are built the first time its tab is shown (building all
 fifty at once takes a second or more on a small machine). Tab labels mark a group with changed
 (•) or invalid (✗) fields.
+
+What the form shows is what runs:
+
+* Switching ``tiny`` on applies the recipe's ``tiny_overrides`` to the fields themselves, where
+  you see them (marked changed) and can edit them; switching it off gives the fields the
+  overrides set their values back (those you have not edited since). While ``tiny`` is on the
+  recipe is validated with ``tiny_overrides`` empty, so nothing is applied out of sight (a run,
+  like ``dump_recipe``, then reads them as already applied).
+* Only the data fields the run reads are checked for a missing file: ``sample_dataset`` /
+  ``sample_extra_datasets`` in tiny mode (or ``dataset`` / ``extra_datasets`` where a sample is
+  not set, as ``recipes.train.data_source`` and ``recipes.builders.extra_sources`` pick them),
+  ``dataset`` / ``extra_datasets`` otherwise. A missing file in a field the run does not read
+  is a warning on that field, not an error.
 """
 
 from __future__ import annotations
@@ -19,8 +32,8 @@ from textual.widget import AwaitMount, Widget
 from textual.widgets import Static, TabbedContent, TabPane
 
 from recipes.errors import RecipeError
-from recipes.schema import Recipe, describe_fields, recipe_from_mapping
-from tui.widgets.field_editor import DATA_FIELDS, FieldEditor, missing_data_file
+from recipes.schema import Recipe, coerce, describe_fields, recipe_from_mapping
+from tui.widgets.field_editor import DATA_FIELDS, FieldEditor, missing_data_file, short_error
 
 VALIDATE_DELAY = 0.15
 # Tabs over the schema's groups (recipe has three fields, so it shares a tab with model).
@@ -71,7 +84,12 @@ class RecipeForm(Vertical):
         self.values: dict[str, Any] = recipe.to_dict()
         self.originals: dict[str, Any] = (original or recipe).to_dict()
         self.field_errors: dict[str, str] = {}  # typed values that do not parse
-        self.data_errors: dict[str, str] = {}  # data files that are not there (any value)
+        self.data_errors: dict[str, str] = {}  # data files the run reads that are not there
+        self.imposed: dict[str, str] = {}  # errors the form finds (a tiny override that fails)
+        # The tiny overrides the form applied to the fields: field -> value applied, and the
+        # value it had before (given back when tiny goes off, if not edited since).
+        self._applied: dict[str, Any] = {}
+        self._before: dict[str, Any] = {}
         self.recipe: Recipe | None = recipe
         self.errors: list[str] = []
         self.border_title = "recipe fields"
@@ -97,7 +115,9 @@ class RecipeForm(Vertical):
             if len(TABS[tab]) > 1:
                 widgets.append(Static(f"── {group} ──", classes="section"))
             widgets.extend(
-                FieldEditor(spec, self.values[spec["name"]], self.originals[spec["name"]])
+                FieldEditor(spec, self.values[spec["name"]], self.originals[spec["name"]],
+                            unread=self.unread_note(spec["name"]),
+                            imposed=self.imposed.get(spec["name"], ""))
                 for spec in self.specs if spec["group"] == group)
         return scroll.mount_all(widgets)
 
@@ -143,11 +163,13 @@ class RecipeForm(Vertical):
         # estimate) is checked once typing pauses.
         event.stop()
         editor = event.editor
-        if editor.error:
-            self.field_errors[editor.name_] = editor.error
+        if editor.parse_error:
+            self.field_errors[editor.name_] = editor.parse_error
         else:
             self.field_errors.pop(editor.name_, None)
             self.values[editor.name_] = editor.value
+            if editor.name_ in ("tiny", "tiny_overrides"):
+                self._sync_tiny_overrides()
         self._label_tabs()
         if self._timer is not None:
             self._timer.stop()
@@ -160,19 +182,87 @@ class RecipeForm(Vertical):
         self.post_message(self.Changed(self, recipe, errors))
 
     def validate(self) -> tuple[Recipe | None, list[str]]:
-        self.data_errors = {name: problem for name in DATA_FIELDS
+        self.data_errors = {name: problem for name in self.data_fields_read()
                             if name not in self.field_errors
                             and (problem := missing_data_file(self.values.get(name)))}
-        errors = [f"{name}: {error}"
-                  for name, error in {**self.field_errors, **self.data_errors}.items()]
+        for editor in self.query(FieldEditor):
+            if editor.name_ in DATA_FIELDS:
+                editor.set_unread(self.unread_note(editor.name_))
+        errors = [f"{name}: {error}" for name, error in
+                  {**self.field_errors, **self.imposed, **self.data_errors}.items()]
         recipe = None
         if not errors:
+            values = self.values
+            if values.get("tiny"):  # applied to the fields already (or edited since): not again
+                values = {**values, "tiny_overrides": {}}
             try:
-                recipe = recipe_from_mapping(self.values, source="form")
+                recipe = recipe_from_mapping(values, source="form")
             except RecipeError as exc:
                 errors.append(exc.what + (f" → {exc.fix}" if exc.fix else ""))
         self.recipe, self.errors = recipe, errors
         return recipe, errors
+
+    # -- which data fields the run reads -----------------------------------------------
+    def data_fields_read(self) -> tuple[str, str]:
+        """The data fields a run of the form's values reads, picked as
+        ``recipes.train.data_source`` and ``recipes.builders.extra_sources`` pick them."""
+        tiny = bool(self.values.get("tiny"))
+        main = "sample_dataset" if tiny and self.values.get("sample_dataset") else "dataset"
+        extra = ("sample_extra_datasets" if tiny and self.values.get("sample_extra_datasets")
+                 else "extra_datasets")
+        return main, extra
+
+    def unread_note(self, name: str) -> str:
+        """Why the run does not read data field ``name`` now; "" when it does (or not a data
+        field)."""
+        if name not in DATA_FIELDS or name in self.data_fields_read():
+            return ""
+        if name.startswith("sample_"):
+            return "only tiny mode reads it"
+        return f"tiny mode reads sample_{name}"
+
+    # -- tiny overrides, applied where you see them ------------------------------------
+    def _sync_tiny_overrides(self) -> None:
+        """While ``tiny`` is on, the fields named in ``tiny_overrides`` show the overridden
+        values; when it goes off (or an override is removed) they get their values back, unless
+        edited since. An override that does not load blocks the recipe, on ``tiny_overrides``."""
+        wanted: dict[str, Any] = {}
+        problems: list[str] = []
+        if self.values.get("tiny"):
+            for key, raw in (self.values.get("tiny_overrides") or {}).items():
+                try:
+                    wanted[key] = coerce(key, raw, where="tiny_overrides")
+                except RecipeError as exc:
+                    problems.append(f"{key}: {short_error(exc)}")
+        self._impose("tiny_overrides",
+                     "; ".join(problems) + " (tiny mode applies these)" if problems else "")
+        if problems:
+            return  # nothing half-applied: fix tiny_overrides or switch tiny off
+        for key in [k for k in self._applied if k not in wanted]:
+            if self.values.get(key) == self._applied[key] and key not in self.field_errors:
+                self._set_field(key, self._before[key])
+            del self._applied[key], self._before[key]
+        for key, value in wanted.items():
+            if key in self._applied and self._applied[key] == value:
+                continue  # applied already (and perhaps edited since: the edit stays)
+            self._before.setdefault(key, self.values.get(key))
+            self._applied[key] = value
+            self._set_field(key, value)
+
+    def _impose(self, name: str, error: str) -> None:
+        if error:
+            self.imposed[name] = error
+        else:
+            self.imposed.pop(name, None)
+        for editor in self.query(f"#field-{name}").results(FieldEditor):
+            editor.impose(error)
+
+    def _set_field(self, name: str, value: Any) -> None:
+        """Give a field a value from the form (not typed): its editor shows it, if built."""
+        self.values[name] = value
+        self.field_errors.pop(name, None)
+        for editor in self.query(f"#field-{name}").results(FieldEditor):
+            editor.set_value(value)
 
     @property
     def modified(self) -> list[str]:
@@ -181,7 +271,7 @@ class RecipeForm(Vertical):
 
     @property
     def invalid(self) -> list[str]:
-        return [*self.field_errors, *self.data_errors]
+        return list(dict.fromkeys([*self.field_errors, *self.imposed, *self.data_errors]))
 
     def _label_tabs(self) -> None:
         tabs = self.query_one(TabbedContent)

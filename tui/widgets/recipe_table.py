@@ -56,6 +56,11 @@ class RecipeTable(DataTable):
                 self.add_row(name, Text("invalid", style="red"), "", "", "", "", key=key)
                 continue
             model = short_model(recipe.model)
+            if tiny and entry.tiny_error:  # its tiny_overrides do not load: no tiny run
+                self.add_row(name, Text("invalid", style="red"), "", recipe.task,
+                             f"{model} (tiny)", Text("tiny_overrides invalid", style="red"),
+                             key=key)
+                continue
             dataset = PurePath(recipe.dataset).name or recipe.dataset
             if recipe.tiny or tiny:
                 model += " (tiny)"
