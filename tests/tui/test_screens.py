@@ -367,8 +367,10 @@ async def test_switching_tiny_on_in_the_form_shows_the_overrides(make_app, monke
         await set_switch(pilot, screen, "tiny", True)
         await until(pilot, lambda: form.values["max_steps"] == 7)
         await type_into(pilot, screen, "max_steps", "50")  # what the form shows ...
-        await until(pilot, lambda: screen.recipe is not None and screen.recipe.max_steps == 50)
-        assert screen.recipe.tiny and screen.recipe.learning_rate == 3e-3
+        # screen.recipe follows edits after a short pause; validate() is what ctrl+r uses
+        recipe, errors = screen.form.validate()
+        assert not errors and recipe is not None
+        assert recipe.tiny and recipe.max_steps == 50 and recipe.learning_rate == 3e-3
         await pilot.press("ctrl+r")
         await until(pilot, lambda: app.live_state and app.live_state.status == "finished")
         ran = load_recipe(app.live_state.run_dir / "recipe.yaml")
