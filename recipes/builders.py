@@ -19,7 +19,7 @@ from pathlib import Path
 
 from recipes.data import clean_text, load_rows
 from recipes.errors import DataError
-from recipes.schema import Recipe
+from recipes.schema import Recipe, data_fields
 
 
 @dataclass
@@ -61,9 +61,8 @@ def find_columns(rows: list[dict], wanted: dict[str, tuple[str, ...]], source: s
 
 def extra_sources(recipe: Recipe) -> list[str]:
     """The extra sources: their samples in tiny mode, when the recipe has them."""
-    if recipe.tiny and recipe.sample_extra_datasets:
-        return recipe.sample_extra_datasets
-    return recipe.extra_datasets
+    _, extra = data_fields(recipe.tiny, recipe.sample_dataset, recipe.sample_extra_datasets)
+    return getattr(recipe, extra)
 
 
 # ------------------------------------------------------------------------------- medqa

@@ -407,6 +407,13 @@ def coerce(name: str, value: Any, where: str) -> Any:
     return value
 
 
+def data_fields(tiny: bool, sample: Any, sample_extra: Any) -> tuple[str, str]:
+    """The fields a run reads its data from (main, extra): in tiny mode the samples, where the
+    recipe has them (``--set dataset=...`` in tiny mode sets the sample too)."""
+    return ("sample_dataset" if tiny and sample else "dataset",
+            "sample_extra_datasets" if tiny and sample_extra else "extra_datasets")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` from ``--set``; the value is read as YAML (so 1e-4, true, [a, b] work)."""
     if "=" not in text:

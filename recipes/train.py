@@ -33,7 +33,7 @@ from recipes.rundir import (
     latest_checkpoint,
     new_run_dir,
 )
-from recipes.schema import Recipe, dump_recipe
+from recipes.schema import Recipe, data_fields, dump_recipe
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,9 +103,8 @@ def describe_device(device: str) -> str:
 
 def data_source(recipe: Recipe) -> str:
     """Tiny mode reads the recipe's sample (``--set dataset=...`` sets it too)."""
-    if recipe.tiny and recipe.sample_dataset:
-        return recipe.sample_dataset
-    return recipe.dataset
+    main, _ = data_fields(recipe.tiny, recipe.sample_dataset, recipe.sample_extra_datasets)
+    return getattr(recipe, main)
 
 
 def check_sources(recipe: Recipe) -> None:

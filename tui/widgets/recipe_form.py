@@ -32,7 +32,7 @@ from textual.widget import AwaitMount, Widget
 from textual.widgets import Static, TabbedContent, TabPane
 
 from recipes.errors import RecipeError
-from recipes.schema import Recipe, coerce, describe_fields, recipe_from_mapping
+from recipes.schema import Recipe, coerce, data_fields, describe_fields, recipe_from_mapping
 from tui.widgets.field_editor import DATA_FIELDS, FieldEditor, missing_data_file, short_error
 
 VALIDATE_DELAY = 0.15
@@ -204,13 +204,9 @@ class RecipeForm(Vertical):
 
     # -- which data fields the run reads -----------------------------------------------
     def data_fields_read(self) -> tuple[str, str]:
-        """The data fields a run of the form's values reads, picked as
-        ``recipes.train.data_source`` and ``recipes.builders.extra_sources`` pick them."""
-        tiny = bool(self.values.get("tiny"))
-        main = "sample_dataset" if tiny and self.values.get("sample_dataset") else "dataset"
-        extra = ("sample_extra_datasets" if tiny and self.values.get("sample_extra_datasets")
-                 else "extra_datasets")
-        return main, extra
+        """The data fields a run of the form's values reads (the rule the run itself uses)."""
+        return data_fields(bool(self.values.get("tiny")), self.values.get("sample_dataset"),
+                           self.values.get("sample_extra_datasets"))
 
     def unread_note(self, name: str) -> str:
         """Why the run does not read data field ``name`` now; "" when it does (or not a data
