@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.data import clean_text, load_rows
+from recipes.data import clean_text, load_rows, present_columns
 from recipes.errors import DataError
 from recipes.schema import Recipe, data_fields
 
@@ -41,7 +41,7 @@ def _key(header: object) -> str:
 def find_columns(rows: list[dict], wanted: dict[str, tuple[str, ...]], source: str,
                  required: tuple[str, ...]) -> dict[str, str]:
     """Map canonical names to the file's headers, whatever their case, spacing or order."""
-    headers = {_key(h): h for h in rows[0]}
+    headers = {_key(h): h for h in present_columns(rows)}
     found = {}
     for name, spellings in wanted.items():
         for spelling in spellings:
@@ -52,7 +52,7 @@ def find_columns(rows: list[dict], wanted: dict[str, tuple[str, ...]], source: s
     if missing:
         raise DataError(
             f"cannot find column(s) {', '.join(missing)}; the file has "
-            f"{', '.join(repr(h) for h in rows[0])}",
+            f"{', '.join(repr(h) for h in headers.values())}",
             where=source,
             fix="name them " + "; ".join(f"{n}: {' / '.join(wanted[n])}" for n in missing),
         )

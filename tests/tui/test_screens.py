@@ -525,8 +525,8 @@ async def test_a_failed_run_shows_the_error_and_the_app_stays_up(make_app, monke
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
-        await pilot.pause(0.3)
         panel = app.screen.query_one(ErrorPanel)
+        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
         assert panel.display
         assert "CUDA out of memory" in text_of(panel) and "lower batch_size" in text_of(panel)
         assert (app.live_state.run_dir / "events.jsonl").is_file()
@@ -541,8 +541,8 @@ async def test_refused_input_shows_the_cli_error(make_app, monkeypatch) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
-        await pilot.pause(0.3)
         panel = app.screen.query_one(ErrorPanel)
+        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
         assert "expected a number" in text_of(panel)
         assert app.live_state.run_dir is None
         assert "run directory" not in text_of(panel), "refused before a run directory existed"
