@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from recipes.errors import RunDirError
 
@@ -68,3 +69,24 @@ def checkpoints(run_dir: Path) -> list[Path]:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     found = checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def trained_model_paths(run_dir: Path, recipe: Any,
+                        checkpoint: Path | None = None) -> tuple[str, Path | None]:
+    """(base model, adapter folder) of a run: what chat, export and eval load.
+
+    The base is the miniature copied into the run (tiny mode), the model pretrained by an
+    earlier stage of the same run (gemma3-scratch), or the recipe's ``model``. The adapter is
+    ``checkpoint`` when given (a stopped run), else ``adapter/`` (None when it is absent).
+    """
+    stages = getattr(recipe, "stages", []) or []
+    if "pretrain" in stages:
+        base = str(run_dir / STAGES_DIR / "pretrain" / "model")
+    elif getattr(recipe, "tiny", False):
+        base = str(run_dir / BASE)
+    else:
+        base = str(recipe.model)
+    if checkpoint is not None:
+        return base, checkpoint
+    adapter = run_dir / ADAPTER
+    return base, adapter if (adapter / "adapter_config.json").is_file() else None
