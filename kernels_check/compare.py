@@ -68,13 +68,13 @@ def summarise(runs: dict[str, dict[str, Any]], model: str) -> dict[str, Any]:
 def tiny_model_folder() -> Path:
     """The demo recipe's miniature (built once, cached like training's)."""
     from recipes.data import load_examples
+    from recipes.host import cache_root
     from recipes.schema import load_recipe
     from recipes.tiny import build_tiny_model, tokenizer_corpus
-    from recipes.train import RunOptions, cache_root
 
     recipe = load_recipe(ROOT / "recipes/configs/demo.yaml", overrides=[f"max_seq_length={SEQ}"])
     examples, _, _ = load_examples(recipe, recipe.dataset, base_dirs=[ROOT])
-    return build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache_root(RunOptions()))
+    return build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache_root())
 
 
 def _run_child(backend: str, model: str, device: str, timeout_s: int) -> dict[str, Any]:

@@ -7,10 +7,12 @@
         adapter/          the final PEFT adapter (safetensors) + tokenizer
         base/             tiny mode only: the miniature base model the adapter belongs to
         stages/           staged recipes only: one folder per stage, each resumable
+        done.json         the stage's summary, written last (a single-stage run's is here)
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 BASE = "base"
 STAGES_DIR = "stages"  # staged recipes (gemma3-scratch): stages/<stage>/ with their own checkpoints
+DONE = "done.json"  # a finished stage's summary; written last, so present = the stage is done
 
 
 def new_run_dir(runs_root: Path, recipe_name: str) -> Path:
@@ -90,3 +93,21 @@ def trained_model_paths(run_dir: Path, recipe: Any,
         return base, checkpoint
     adapter = run_dir / ADAPTER
     return base, adapter if (adapter / "adapter_config.json").is_file() else None
+
+
+def stage_folder(run_dir: Path, stage: str, *, staged: bool) -> Path:
+    """Where a stage writes: the run directory itself for a one-stage recipe, else stages/<stage>."""
+    return run_dir / STAGES_DIR / stage if staged else run_dir
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write via a temporary file renamed into place: the file is complete or absent."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    partial.replace(path)
+
+
+def read_done(folder: Path) -> dict[str, Any] | None:
+    """A stage folder's summary, or None while the stage has not finished."""
+    path = folder / DONE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -414,6 +414,18 @@ def data_fields(tiny: bool, sample: Any, sample_extra: Any) -> tuple[str, str]:
             "sample_extra_datasets" if tiny and sample_extra else "extra_datasets")
 
 
+def data_source(recipe: Recipe) -> str:
+    """The dataset a run reads: the sample in tiny mode (``--set dataset=...`` sets it too)."""
+    main, _ = data_fields(recipe.tiny, recipe.sample_dataset, recipe.sample_extra_datasets)
+    return getattr(recipe, main)
+
+
+def extra_sources(recipe: Recipe) -> list[str]:
+    """The extra sources builders merge: their samples in tiny mode, when the recipe has them."""
+    _, extra = data_fields(recipe.tiny, recipe.sample_dataset, recipe.sample_extra_datasets)
+    return getattr(recipe, extra)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` from ``--set``; the value is read as YAML (so 1e-4, true, [a, b] work)."""
     if "=" not in text:

@@ -10,9 +10,10 @@ import pytest
 from recipes import events as ev
 from recipes.data import IGNORE_INDEX, Renderer, load_examples, tokenize
 from recipes.errors import DataError
+from recipes.host import PROJECT_ROOT
 from recipes.registry import bundled
-from recipes.schema import load_recipe
-from recipes.train import PROJECT_ROOT, RunOptions, data_source, run
+from recipes.runner import RunOptions, run
+from recipes.schema import data_source, load_recipe
 
 SEEDS = ("finetome-llama3.2-3b", "medqa-tinyllama", "saudial-lfm2", "inkuba-multitask")
 

@@ -15,8 +15,8 @@ import pytest
 from recipes import events as ev
 from recipes.registry import bundled
 from recipes.rundir import checkpoints
+from recipes.runner import RunOptions, run
 from recipes.schema import load_recipe
-from recipes.train import RunOptions, run
 
 pytestmark = pytest.mark.slow
 SLOTHLAB = [sys.executable, "-m", "tui.cli"]
@@ -61,6 +61,27 @@ def test_demo_run_directory(demo_run) -> None:
     assert {"step", "eval", "checkpoint"} <= set(kinds)
 
 
+# The demo's event stream before the runner was rewritten around stages: (type, stage, count)
+# runs of consecutive events. The rewrite had to keep it.
+DEMO_SEQUENCE = [("run_started", "", 1), ("preflight", "", 1), ("metrics", "base", 1),
+                 ("step", "", 21), ("eval", "", 1), ("checkpoint", "", 1),
+                 ("step", "", 20), ("eval", "", 1), ("checkpoint", "", 1),
+                 ("step", "", 20), ("eval", "", 1), ("checkpoint", "", 1),
+                 ("metrics", "finetuned", 1), ("finished", "", 1)]
+
+
+def runs_of(events: list[ev.Event]) -> list[tuple[str, str, int]]:
+    """(type, stage, how many in a row): event types in order, with their stage tag."""
+    import itertools
+
+    keys = [(e.type, getattr(e, "stage", "")) for e in events]
+    return [(t, s, len(list(g))) for (t, s), g in itertools.groupby(keys)]
+
+
+def test_demo_event_sequence_is_the_recorded_one(demo_run) -> None:
+    assert runs_of(ev.read_events(demo_run[0] / "events.jsonl")) == DEMO_SEQUENCE
+
+
 def test_demo_loss_falls_clearly(demo_run) -> None:
     losses = [s.loss for s in steps(demo_run[0])]
     assert losses[-1] < 0.3 * losses[0], f"loss {losses[0]:.3f} -> {losses[-1]:.3f}"
@@ -96,7 +117,7 @@ def test_eval_samples_use_the_same_prompts_every_time(demo_run) -> None:
 def test_slothlab_eval_reproduces_the_run_and_caches(demo_run) -> None:
     import shutil
 
-    from recipes.evaluate import evaluate_run
+    from recipes.evaluation import evaluate_run
 
     run_dir = demo_run[0]
     before = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))

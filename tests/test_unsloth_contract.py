@@ -228,7 +228,7 @@ def test_real_import_failure_on_this_machine_is_caught(monkeypatch):
 
 @pytest.mark.gpu
 def test_unsloth_backend_trains_a_few_steps(tmp_path):
-    from recipes.train import RunOptions, run
+    from recipes.runner import RunOptions, run
 
     recipe = load_recipe(ROOT / "recipes/configs/demo.yaml",
                          overrides=["max_steps=3", "logging_steps=1", "eval_steps=0",

@@ -179,7 +179,7 @@ def resolve_recipe(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from recipes import events as ev
-    from recipes.train import RunOptions, run
+    from recipes.runner import RunOptions, run
 
     recipe = resolve_recipe(args)
     outcome: dict[str, ev.Event] = {}
@@ -225,7 +225,7 @@ def run_subcommand(name: str, argv: list[str]) -> int:
         from kernels_check.cli import main as check_main
 
         return check_main(argv)
-    from recipes.evaluate import main as eval_main
+    from tui.eval_cmd import main as eval_main
 
     return eval_main(argv)
 

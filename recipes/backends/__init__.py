@@ -10,9 +10,13 @@ because Unsloth must patch them first when it is chosen. It never runs in the TU
 from __future__ import annotations
 
 import importlib.util
+import types
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from recipes.errors import BackendError
+from recipes.errors import BackendError, SlothlabError
+from recipes.schema import Recipe
 
 BACKENDS = ("auto", "unsloth", "reference")
 REFERENCE_DESC = "reference backend (transformers + bitsandbytes + peft)"
@@ -68,3 +72,33 @@ def select_backend(requested: str, *, cuda: bool | None = None,
                            fix="pip install 'unsloth==2026.10.7' in this environment, or use "
                                "--backend reference")
     return BackendChoice("reference", f"CUDA device but {problem}: {REFERENCE_DESC}")
+
+
+def backend_module(name: str) -> types.ModuleType:
+    """The module of a chosen backend (imported only now: unsloth's must follow select_backend)."""
+    if name == "unsloth":
+        from recipes.backends import unsloth as module
+    else:
+        from recipes.backends import reference as module  # type: ignore[no-redef]
+    return module
+
+
+def load_model(backend: types.ModuleType, model_path: str | Path, recipe: Recipe,
+               device: str) -> tuple[Any, Any]:
+    """(PEFT model, tokenizer) through ``backend``; a model that cannot be loaded is a clear error."""
+    from recipes.models import CHAT_TEMPLATES
+
+    try:
+        model, tokenizer = backend.load(model_path, recipe, device)
+    except OSError as exc:
+        raise SlothlabError(
+            f"could not load model '{model_path}' ({str(exc).splitlines()[0][:200]})",
+            where="model",
+            fix="check the hub id / your network and HF token, or run offline with --tiny, or "
+                "--set model=/path/to/local/model",
+        ) from None
+    if recipe.chat_template != "auto":
+        tokenizer.chat_template = CHAT_TEMPLATES[recipe.chat_template]
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

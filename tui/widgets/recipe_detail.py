@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from recipes.train import data_source
+from recipes.schema import data_source
 from tui.catalog import RecipeEntry, as_run
 from tui.format import plural, short_path
 

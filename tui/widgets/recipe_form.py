@@ -14,7 +14,7 @@ What the form shows is what runs:
   like ``dump_recipe``, then reads them as already applied).
 * Only the data fields the run reads are checked for a missing file: ``sample_dataset`` /
   ``sample_extra_datasets`` in tiny mode (or ``dataset`` / ``extra_datasets`` where a sample is
-  not set, as ``recipes.train.data_source`` and ``recipes.builders.extra_sources`` pick them),
+  not set, as ``recipes.schema.data_source`` and ``recipes.schema.extra_sources`` pick them),
   ``dataset`` / ``extra_datasets`` otherwise. A missing file in a field the run does not read
   is a warning on that field, not an error.
 """
