@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from recipes import metrics as M
-from recipes.data import IGNORE_INDEX, Example, Renderer, Tokenized, adds_only_bos
+from recipes.data.render import Renderer, adds_only_bos
+from recipes.data.types import IGNORE_INDEX, Example, Tokenized
 from recipes.schema import Recipe
 
 
@@ -350,7 +351,7 @@ def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
     from peft import PeftModel
 
     from recipes.backends import reference
-    from recipes.data import load_examples, prepare
+    from recipes.data.prepare import load_examples, prepare
     from recipes.report import write_report
     from recipes.train import PROJECT_ROOT, data_source
 

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes import events as ev
-from recipes.data import held_out_sizes
+from recipes.data.prepare import held_out_sizes
 from recipes.errors import BackendError, DataError, RecipeError, RunDirError, SlothlabError
 from recipes.rundir import ADAPTER, EVENTS_FILE, RECIPE_FILE, STAGES_DIR, latest_checkpoint
 from recipes.schema import Recipe
@@ -164,7 +164,7 @@ def corpus_source(recipe: Recipe) -> str:
 
 def load_corpus(recipe: Recipe) -> Corpus:
     """Read the corpus, sample it in the language ratios (seeded) and split it per language."""
-    from recipes.data import load_rows
+    from recipes.data.sources import load_rows
     from recipes.train import PROJECT_ROOT
 
     source = corpus_source(recipe)
@@ -453,7 +453,7 @@ def mask_spans(text: str, ratio: float, rng: random.Random,
 
 
 def _chat_example(row: int, prompt: str, target: str, task: str, lang: str) -> Any:
-    from recipes.data import Example
+    from recipes.data.types import Example
 
     return Example(row, [{"role": "user", "content": prompt},
                          {"role": "assistant", "content": target}],
@@ -482,7 +482,7 @@ def clarification_source(recipe: Recipe) -> str | None:
 
 def clarification_examples(recipe: Recipe) -> list[Any]:
     """Rows of {question, clarified_question, lang} as chat examples (columns can be mapped)."""
-    from recipes.data import clean_text, load_rows
+    from recipes.data.sources import clean_text, load_rows
     from recipes.train import PROJECT_ROOT
 
     source = clarification_source(recipe)
@@ -552,7 +552,7 @@ def _eval_callback(every: int, stop: Any, evaluate: Callable[[int], None]) -> An
 
 def _token_count(items: list[Any]) -> int:
     """Tokens recipes.evaluate.mean_loss averages over: labels after the first position."""
-    from recipes.data import IGNORE_INDEX
+    from recipes.data.types import IGNORE_INDEX
 
     return sum(sum(1 for x in t.labels[1:] if x != IGNORE_INDEX) for t in items)
 
@@ -648,7 +648,7 @@ class Pipeline:
         from datasets import Dataset
         from transformers import Gemma3ForCausalLM, PrinterCallback
 
-        from recipes.data import Tokenized
+        from recipes.data.types import Tokenized
         from recipes.evaluate import generate
         from recipes.train import _event_callback, _training_args, trainer_class
 
@@ -769,17 +769,15 @@ class Pipeline:
     def finetune_data(self, tokenizer: Any) -> tuple[Any, dict[str, dict[str, int]]]:
         """Both tasks' examples, split (infilling follows the corpus split, so its test
         sentences were never pretrained on), tokenized with only the targets trained."""
-        from recipes.data import (
-            PreparedData,
-            Renderer,
-            Splits,
+        from recipes.data.prepare import (
             balance_by_resampling,
             check_trainable,
             preflight_stats,
             split,
             task_token_shares,
-            tokenize,
         )
+        from recipes.data.render import Renderer, tokenize
+        from recipes.data.types import PreparedData, Splits
 
         recipe, corpus = self.recipe, self.corpus
         mask = tokenizer.mask_token or MASK
@@ -958,7 +956,7 @@ def _overall_table(run_dir: Path, recipe: Recipe, items: list[Any], base: Any,
 
 def check_sources(recipe: Recipe) -> None:
     """Fail before anything starts when a stage's input is missing."""
-    from recipes.data import resolve_path
+    from recipes.data.sources import resolve_path
     from recipes.hub import ensure_available
     from recipes.train import PROJECT_ROOT
 

@@ -109,7 +109,7 @@ def data_source(recipe: Recipe) -> str:
 
 def check_sources(recipe: Recipe) -> None:
     """Fail now, with advice, if the model or dataset needs a hub that cannot be reached."""
-    from recipes.data import resolve_path
+    from recipes.data.sources import resolve_path
     from recipes.hub import ensure_available
 
     if not recipe.tiny and resolve_path(recipe.model) is None:
@@ -206,7 +206,7 @@ class Evaluation:
 
     def __init__(self, run_dir: Path, recipe: Recipe, backend: types.ModuleType, model: Any,
                  tokenizer: Any, data: Any) -> None:
-        from recipes.data import Renderer
+        from recipes.data.render import Renderer
         from recipes.evaluate import build_eval_set, label_sets, stop_token_ids
 
         self.run_dir, self.recipe, self.backend = run_dir, recipe, backend
@@ -360,7 +360,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     quiet_libraries()
     device = train_device()
 
-    from recipes.data import load_examples, prepare
+    from recipes.data.prepare import load_examples, prepare
 
     source = data_source(recipe)
     base_dirs = [PROJECT_ROOT]

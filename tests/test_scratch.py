@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from recipes import events as ev
-from recipes.data import IGNORE_INDEX, Renderer, tokenize
+from recipes.data.render import Renderer, tokenize
+from recipes.data.types import IGNORE_INDEX
 from recipes.errors import RecipeError, RunDirError
 from recipes.registry import bundled
 from recipes.schema import load_recipe
