@@ -67,7 +67,7 @@ def summarise(runs: dict[str, dict[str, Any]], model: str) -> dict[str, Any]:
 
 def tiny_model_folder() -> Path:
     """The demo recipe's miniature (built once, cached like training's)."""
-    from recipes.data import load_examples
+    from recipes.data.prepare import load_examples
     from recipes.host import cache_root
     from recipes.schema import load_recipe
     from recipes.tiny import build_tiny_model, tokenizer_corpus

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.data import clean_text, load_rows, present_columns
+from recipes.data.sources import clean_text, load_rows, present_columns
 from recipes.errors import DataError
 from recipes.schema import Recipe, extra_sources
 

@@ -16,7 +16,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.data import held_out_sizes, load_rows
+from recipes.data.prepare import held_out_sizes
+from recipes.data.sources import load_rows
 from recipes.errors import DataError, RecipeError, RunDirError
 from recipes.host import PROJECT_ROOT
 from recipes.rundir import read_done, stage_folder

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from recipes import metrics as M
-from recipes.data import IGNORE_INDEX, Example, Renderer, Tokenized, adds_only_bos
+from recipes.data.render import Renderer, adds_only_bos
+from recipes.data.types import IGNORE_INDEX, Example, Tokenized
 from recipes.schema import Recipe
 
 

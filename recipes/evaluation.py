@@ -42,7 +42,7 @@ def perplexity(loss: float | None) -> float | None:
 def subset_losses(model: Any, subsets: dict[str, list[Any]],
                   batch_size: int) -> tuple[float | None, dict[str, float]]:
     """(token-weighted overall loss, loss per named subset) over tokenized items."""
-    from recipes.data import IGNORE_INDEX
+    from recipes.data.types import IGNORE_INDEX
     from recipes.evaluate import mean_loss
 
     losses, total, count = {}, 0.0, 0
@@ -61,7 +61,7 @@ class Evaluation:
 
     def __init__(self, folder: Path, recipe: Recipe, backend: types.ModuleType, model: Any,
                  tokenizer: Any, data: Any) -> None:
-        from recipes.data import Renderer
+        from recipes.data.render import Renderer
         from recipes.evaluate import build_eval_set, label_sets, stop_token_ids
 
         self.folder, self.recipe, self.backend = folder, recipe, backend
@@ -190,7 +190,8 @@ def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
     from peft import PeftModel
 
     from recipes.backends import reference
-    from recipes.data import Renderer, load_examples, prepare
+    from recipes.data.prepare import load_examples, prepare
+    from recipes.data.render import Renderer
     from recipes.evaluate import (
         EvalResult,
         adapter_identity,

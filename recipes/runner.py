@@ -82,7 +82,7 @@ def check_stages(recipe: Recipe) -> None:
 
 def check_sources(recipe: Recipe) -> None:
     """Fail now, with advice, if the data needs a hub that cannot be reached."""
-    from recipes.data import resolve_path
+    from recipes.data.sources import resolve_path
     from recipes.hub import ensure_available
 
     source = data_source(recipe)
@@ -158,7 +158,7 @@ def read_inputs(recipe: Recipe, resume_dir: Path | None) -> dict[str, Any]:
         if resume_dir is not None:
             check_same_corpus(resume_dir, recipe, corpus)
         return {"corpus": corpus}
-    from recipes.data import load_examples
+    from recipes.data.prepare import load_examples
 
     return {"loaded": load_examples(recipe, data_source(recipe), base_dirs=[PROJECT_ROOT])}
 

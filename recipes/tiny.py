@@ -115,7 +115,7 @@ def tokenizer_corpus(recipe: Recipe, examples: list) -> list[str]:
     """The examples rendered with the real model's template: what the tiny tokenizer learns."""
     import types
 
-    from recipes.data import Renderer
+    from recipes.data.render import Renderer
 
     info = tiny_info(recipe)
     stand_in = types.SimpleNamespace(

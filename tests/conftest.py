@@ -40,7 +40,7 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _tiny_tokenizer(model: str, cache: Path):
     from transformers import AutoTokenizer
 
-    from recipes.data import load_examples
+    from recipes.data.prepare import load_examples
     from recipes.schema import Recipe
     from recipes.tiny import build_tiny_model, tokenizer_corpus
 

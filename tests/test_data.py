@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from recipes.data import (
-    IGNORE_INDEX,
-    Example,
-    Renderer,
-    detect_format,
-    load_examples,
-    load_rows,
-    normalise,
-    preflight_stats,
-    split,
-    tokenize,
-)
+from recipes.data.layouts import detect_format, normalise
+from recipes.data.prepare import load_examples, preflight_stats, split
+from recipes.data.render import Renderer, tokenize
+from recipes.data.sources import load_rows
+from recipes.data.types import IGNORE_INDEX, Example
 from recipes.errors import DataError
 from recipes.schema import Recipe
 
@@ -103,7 +96,7 @@ def test_prompt_template_masks_the_prompt(tiny_llama_tokenizer) -> None:
 
 
 def test_truncation_is_counted_and_untrainable_rows_named(tiny_llama_tokenizer) -> None:
-    from recipes.data import check_trainable
+    from recipes.data.prepare import check_trainable
 
     renderer = Renderer(tiny_llama_tokenizer, Recipe())
     long_prompt = [{"role": "user", "content": "word " * 60}, {"role": "assistant", "content": "ok"}]
@@ -127,7 +120,7 @@ def test_truncation_is_counted_and_untrainable_rows_named(tiny_llama_tokenizer) 
 
 
 def test_rows_with_no_response_found_get_template_advice(tiny_llama_tokenizer) -> None:
-    from recipes.data import check_trainable
+    from recipes.data.prepare import check_trainable
 
     stats = {"no_trained_tokens": [3], "response_starts": [-1]}
     with pytest.raises(DataError) as info:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recipes.data import Example, Renderer
+from recipes.data.render import Renderer
+from recipes.data.types import Example
 from recipes.evaluate import (
     EvalResult,
     build_eval_set,

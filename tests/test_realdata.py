@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from recipes.data import IGNORE_INDEX, Example, Renderer, compile_template, load_examples, tokenize
+from recipes.data.prepare import load_examples
+from recipes.data.render import Renderer, compile_template, tokenize
+from recipes.data.types import IGNORE_INDEX, Example
 from recipes.models import CHAT_TEMPLATES
 from recipes.schema import Recipe
 

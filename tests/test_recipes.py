@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from recipes import events as ev
-from recipes.data import IGNORE_INDEX, Renderer, load_examples, tokenize
+from recipes.data.prepare import load_examples
+from recipes.data.render import Renderer, tokenize
+from recipes.data.types import IGNORE_INDEX
 from recipes.errors import DataError
 from recipes.host import PROJECT_ROOT
 from recipes.registry import bundled
@@ -165,7 +167,7 @@ def test_remote_code_is_never_enabled_implicitly() -> None:
 
 
 def test_task_balancing_evens_trained_token_shares(tiny_llama_tokenizer) -> None:
-    from recipes.data import prepare
+    from recipes.data.prepare import prepare
 
     r, data = loaded("inkuba-multitask")
     prepared = prepare(r, tiny_llama_tokenizer, data.examples, data.skipped, data.n_rows,

@@ -14,7 +14,8 @@ import pytest
 
 from recipes import events as ev
 from recipes.corpus import check_same_corpus, load_corpus, sample_counts
-from recipes.data import IGNORE_INDEX, Renderer, tokenize
+from recipes.data.render import Renderer, tokenize
+from recipes.data.types import IGNORE_INDEX
 from recipes.errors import RecipeError, RunDirError
 from recipes.registry import bundled
 from recipes.runner import RunOptions, run

@@ -238,7 +238,7 @@ def test_sigint_stops_with_a_checkpoint_and_exit_130(tmp_path: Path, tiny_cache:
 
 def test_real_mode_with_a_local_model_folder(runs_dir: Path, tiny_cache: Path) -> None:
     """Not tiny: the model comes from `--set model=/local/folder`, as on a machine with no hub."""
-    from recipes.data import load_examples
+    from recipes.data.prepare import load_examples
     from recipes.tiny import build_tiny_model, tokenizer_corpus
 
     demo = load_recipe(bundled()["demo"])

@@ -30,7 +30,7 @@ from recipes.trainer import build_trainer
 
 def check(recipe: Recipe) -> None:
     """The model this stage starts from must exist (or be on a reachable hub) before anything runs."""
-    from recipes.data import resolve_path
+    from recipes.data.sources import resolve_path
 
     if "pretrain" in recipe.stages or recipe.tiny and not recipe.stages:
         return
@@ -78,7 +78,7 @@ def prepare_data(ctx: RunContext, tokenizer: Any) -> Any:
         from recipes.stages.scratch_data import prepare_tasks
 
         return prepare_tasks(ctx.recipe, tokenizer, ctx.corpus)
-    from recipes.data import prepare
+    from recipes.data.prepare import prepare
     from recipes.schema import data_source
 
     loaded = ctx.loaded

@@ -17,7 +17,7 @@ from typing import Any
 
 from recipes import events as ev
 from recipes.context import RunContext, StageOutcome
-from recipes.data import Tokenized
+from recipes.data.types import Tokenized
 from recipes.errors import RecipeError
 from recipes.evaluation import perplexity, subset_losses
 from recipes.rundir import DONE, write_json

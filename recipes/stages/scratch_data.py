@@ -13,20 +13,16 @@ import random
 from typing import Any
 
 from recipes.corpus import Corpus
-from recipes.data import (
-    Example,
-    PreparedData,
-    Renderer,
-    Splits,
+from recipes.data.prepare import (
     balance_by_resampling,
     check_trainable,
-    clean_text,
-    load_rows,
     preflight_stats,
     split,
     task_token_shares,
-    tokenize,
 )
+from recipes.data.render import Renderer, tokenize
+from recipes.data.sources import clean_text, load_rows
+from recipes.data.types import Example, PreparedData, Splits
 from recipes.errors import DataError
 from recipes.host import PROJECT_ROOT
 from recipes.schema import Recipe, extra_sources

@@ -13,14 +13,14 @@ few words to ~1,500 words, some multi-line, some non-ASCII) to a temporary ``.js
 prepares it in one fresh child process per side (``--side ...``), so each side's peak RSS
 (``ru_maxrss``) is its own:
 
-* **slothlab**: ``recipes.data.load_examples`` + ``recipes.data.prepare`` with a recipe of
+* **slothlab**: ``recipes.data.prepare.load_examples`` + ``prepare`` with a recipe of
   ``dataset_format: sharegpt`` and ``val_fraction = test_fraction = 0`` (so every row is
   tokenized, as on the TRL side): load, normalise, split, render, tokenize, mask labels to the
   assistant responses, preflight statistics. The child first calls
   ``recipes.host.quiet_libraries()`` as ``run()`` does, which sets
   ``TOKENIZERS_PARALLELISM=false`` unless it is already set.
 * **slothlab-parallel** (opt-in): the same with ``TOKENIZERS_PARALLELISM=true``, i.e. the
-  Rust-parallel batch tokenization that ``recipes.data.tokenize`` is written for.
+  Rust-parallel batch tokenization that ``recipes.data.render.tokenize`` is written for.
 * **trl**: the standard TRL path for conversational data: ``datasets.load_dataset("json")``, a
   ``map`` turning sharegpt rows into ``{"messages": [...]}`` (TRL's own ``maybe_convert_to_chatml``
   renames the keys but keeps the roles ``human``/``gpt``, which the chat template ignores, so the
@@ -152,7 +152,7 @@ def load_tokenizer(cache: Path):
 
     if REAL_TOKENIZER.is_dir():
         return AutoTokenizer.from_pretrained(str(REAL_TOKENIZER)), "TinyLlama-1.1B-Chat (real)"
-    from recipes.data import load_examples
+    from recipes.data.prepare import load_examples
     from recipes.host import PROJECT_ROOT
     from recipes.registry import find_recipe
     from recipes.schema import data_source, load_recipe
@@ -183,7 +183,7 @@ def setup_slothlab(path: Path, tokenizer, profile: Path | None):
     """Imports done, recipe built; returns the timed preparation as a callable."""
     import datasets  # noqa: F401  (imported by load_rows; not part of the timing)
 
-    from recipes.data import load_examples, prepare
+    from recipes.data.prepare import load_examples, prepare
     from recipes.schema import Recipe
 
     recipe = Recipe(name="bench", dataset=str(path), dataset_format="sharegpt",
@@ -278,7 +278,7 @@ def child(side: str, path: Path, profile: Path | None) -> int:
 
         quiet_libraries()
     elif side == "slothlab-parallel":
-        os.environ["TOKENIZERS_PARALLELISM"] = "true"  # what recipes/data.py's tokenize() expects
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"  # what recipes/data/render.py's tokenize() expects
     tokenizer, tok_name = load_tokenizer(path.parent / "tiny-cache")
     if side.startswith("slothlab"):
         prep = setup_slothlab(path, tokenizer, profile)

@@ -24,7 +24,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from recipes.backends import reference
-    from recipes.data import Renderer, load_examples, split
+    from recipes.data.prepare import load_examples, split
+    from recipes.data.render import Renderer
     from recipes.evaluate import build_eval_set, generate, stop_token_ids
     from recipes.host import quiet_libraries
     from recipes.registry import bundled

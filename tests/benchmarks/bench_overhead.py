@@ -6,7 +6,7 @@
 
 Both sides train the same miniature model (the demo's tiny TinyLlama, 4-bit NF4 + LoRA, built
 by slothlab's own ``recipes.tiny.build_tiny_model`` into a temporary cache) on the same
-tokenized data (``recipes.data.load_examples`` + ``prepare``), for the same number of steps with
+tokenized data (``recipes.data.prepare.load_examples`` + ``prepare``), for the same number of steps with
 the same batch size, learning rate, schedule, seed and ``adamw_8bit`` optimizer:
 
 * **bare**: a plain TRL trainer built here with a minimal ``SFTConfig`` (no eval, no checkpoint
@@ -120,7 +120,7 @@ def demo_recipe(steps: int, logging_steps: int) -> Recipe:
 def prepare_inputs(recipe: Recipe, cache: Path, scratch: Path) -> tuple[Path, object]:
     """The tiny model folder and the tokenized data, built as the finetune stage builds them."""
     from recipes.backends import load_model, reference
-    from recipes.data import load_examples, prepare
+    from recipes.data.prepare import load_examples, prepare
     from recipes.schema import data_source
     from recipes.tiny import build_tiny_model, tokenizer_corpus
 

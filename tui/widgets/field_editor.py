@@ -3,7 +3,7 @@
 The input kind follows the schema: a switch for booleans, a select for choices, a text input
 for everything else. Values are checked with ``recipes.schema.coerce``, the function the YAML
 loader and ``--set`` use, so the form accepts exactly what a recipe file accepts; the data fields
-are also looked up as the training process will (``recipes.data.resolve_path``), so a local file
+are also looked up as the training process will (``recipes.data.sources.resolve_path``), so a local file
 that is not there is flagged while you type, not when the run starts: as an error in a field the
 run reads, as a warning in one it does not (the form says which: ``set_unread``).
 """
@@ -72,7 +72,7 @@ def missing_data_file(value: Any) -> str:
     """Why a data field's value will not load: a local file (a data suffix, or a path starting
     with . / ~) that is not there, found the way the run looks it up; "" when it is fine.
     Hub ids (owner/name) are not checked here: the run checks the hub."""
-    from recipes.data import resolve_path
+    from recipes.data.sources import resolve_path
     from recipes.host import PROJECT_ROOT
 
     for name in value if isinstance(value, list) else [value]:

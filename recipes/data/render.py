@@ -1,0 +1,174 @@
+"""Rendering and tokenizing: a conversation through the chat template (or a prompt
+template), then tokens with labels masked to the responses.
+
+How responses are found: each assistant message is wrapped in two private-use characters
+before the chat template is rendered, so one render per conversation yields both the text
+and the exact character span of every response (templates such as Llama-3's ``| trim`` leave
+them alone because contents are stripped first). The end-of-turn marker the template writes
+after a response (``<|eot_id|>``, ``</s>``, ``<|im_end|>``) is learned from a probe render and
+added to each span. Tokens are then matched to spans through the fast tokenizer's offsets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recipes.data.types import IGNORE_INDEX, Example, Tokenized
+from recipes.errors import DataError
+from recipes.schema import Recipe
+
+# Private-use code points: never in real text, single characters, stable under trim().
+OPEN, CLOSE = "\ue000", "\ue001"
+
+
+def compile_template(source: str):
+    """A Jinja template compiled the way transformers renders chat templates."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise DataError(f"chat template refused the conversation: {message}", where="chat_template")
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=["jinja2.ext.loopcontrols"])
+    env.globals["raise_exception"] = raise_exception
+    import json
+
+    env.filters["tojson"] = lambda x, **kw: json.dumps(x, ensure_ascii=False, **kw)
+    return env.from_string(source)
+
+
+class Renderer:
+    """Turns a conversation into text plus the character spans of its trained responses."""
+
+    def __init__(self, tokenizer: Any, recipe: Recipe) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_template = recipe.prompt_template
+        self.eos = tokenizer.eos_token or ""
+        self.special = {"bos_token": tokenizer.bos_token or "", "eos_token": self.eos,
+                        "pad_token": tokenizer.pad_token or "", "unk_token": tokenizer.unk_token or ""}
+        if not self.prompt_template:
+            if not getattr(tokenizer, "chat_template", None):
+                raise DataError("the tokenizer has no chat template", where="chat_template",
+                                fix="set chat_template to a built-in (zephyr, llama-3.1, chatml) "
+                                    "or give a prompt_template")
+            self.template = compile_template(tokenizer.chat_template)
+            self.end_of_turn = self._probe_end_of_turn()
+
+    def _probe_end_of_turn(self) -> str:
+        probe = [{"role": "user", "content": "hi"},
+                 {"role": "assistant", "content": f"{OPEN}ok{CLOSE}"}]
+        text = self.template.render(messages=probe, add_generation_prompt=False, **self.special)
+        return text.split(CLOSE, 1)[1].rstrip() if CLOSE in text else ""
+
+    def render_chat(self, messages: list[dict[str, str]], *, generation_prompt: bool = False) -> str:
+        return self.template.render(messages=messages, add_generation_prompt=generation_prompt,
+                                    **self.special)
+
+    def render(self, example: Example) -> tuple[str, list[tuple[int, int]]]:
+        if self.prompt_template:
+            return self._render_prompt(example)
+        marked = [
+            {**m, "content": f"{OPEN}{m['content']}{CLOSE}"} if m["role"] == "assistant" else m
+            for m in example.messages
+        ]
+        raw = self.render_chat(marked)
+        text_parts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        length = 0
+        while True:
+            start = raw.find(OPEN, pos)
+            if start < 0:
+                text_parts.append(raw[pos:])
+                break
+            end = raw.find(CLOSE, start)
+            text_parts.append(raw[pos:start])
+            length += start - pos
+            content = raw[start + 1:end]
+            text_parts.append(content)
+            span_start = length
+            length += len(content)
+            after = end + 1
+            if self.end_of_turn and raw.startswith(self.end_of_turn, after):
+                text_parts.append(self.end_of_turn)
+                length += len(self.end_of_turn)
+                after += len(self.end_of_turn)
+            spans.append((span_start, length))
+            pos = after
+        return "".join(text_parts), spans
+
+    def prompt_fields(self, example: Example) -> dict[str, str]:
+        if example.fields is not None:
+            return example.fields
+        users = [m for m in example.messages if m["role"] == "user"]
+        if len(users) != 1 or example.messages[-1]["role"] != "assistant":
+            raise DataError(
+                f"row {example.row}: prompt_template needs single-turn rows (one user turn, then "
+                "the answer)", where="prompt_template",
+                fix="use the model's chat template for multi-turn data (prompt_template: '')",
+            )
+        return {"instruction": users[0]["content"], "input": "",
+                "response": example.messages[-1]["content"]}
+
+    def render_prompt(self, fields: dict[str, str]) -> str:
+        """The prompt-template text up to where the response begins."""
+        head = self.prompt_template.split("{response}", 1)[0]
+        if not fields.get("input"):
+            # Drop the paragraph that holds {input} when there is no input.
+            head = "\n\n".join(p for p in head.split("\n\n") if "{input}" not in p)
+        return head.format(**{k: v for k, v in fields.items() if k != "response"})
+
+    def _render_prompt(self, example: Example) -> tuple[str, list[tuple[int, int]]]:
+        fields = self.prompt_fields(example)
+        prompt = self.render_prompt(fields)
+        response = fields["response"] + self.eos
+        return prompt + response, [(len(prompt), len(prompt) + len(response))]
+
+
+# ----------------------------------------------------------------------------- tokenizing
+
+def adds_only_bos(tokenizer: Any) -> bool:
+    """True if the tokenizer's own special tokens are exactly one leading BOS (Llama style)."""
+    if tokenizer.bos_token_id is None:
+        return False
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return special == [tokenizer.bos_token_id, *plain]
+
+
+def tokenize(examples: list[Example], renderer: Renderer, max_len: int,
+             batch: int = 1000) -> list[Tokenized]:
+    """Render, tokenize (batched, Rust-parallel) and label; responses are the only targets.
+
+    A text the template already starts with BOS is encoded as is; otherwise a tokenizer that
+    prepends BOS itself (Llama, TinyLlama) encodes it with its special tokens, exactly as the
+    model saw text in pretraining.
+    """
+    tok = renderer.tokenizer
+    bos = tok.bos_token or ""
+    own_bos = adds_only_bos(tok)
+    out: list[Tokenized] = []
+    for lo in range(0, len(examples), batch):
+        chunk = examples[lo:lo + batch]
+        rendered = [renderer.render(ex) for ex in chunk]
+        texts = [text for text, _ in rendered]
+        # Never a second BOS: if the template wrote one anywhere in the batch, add none.
+        special = own_bos and not any(text.startswith(bos) for text in texts)
+        enc = tok(texts, add_special_tokens=special, return_offsets_mapping=True)
+        for ex, ids, offsets, (_, spans) in zip(chunk, enc["input_ids"], enc["offset_mapping"],
+                                                rendered, strict=True):
+            offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+            trained = np.zeros(len(ids), dtype=bool)
+            for s, e in spans:
+                # A token is trained when its characters overlap a response span; special
+                # tokens the tokenizer added have empty (0, 0) offsets and never are.
+                trained |= (offs[:, 1] > s) & (offs[:, 0] < e) & (offs[:, 1] > offs[:, 0])
+            ids_arr = np.asarray(ids, dtype=np.int32)
+            labels = np.where(trained, ids_arr, IGNORE_INDEX).astype(np.int32)
+            truncated = len(ids) > max_len
+            start = int(np.argmax(trained)) if trained.any() else -1
+            out.append(Tokenized(ex.row, ids_arr[:max_len], labels[:max_len], truncated, start))
+    return out
+
