@@ -73,6 +73,11 @@ class Preflight(Event):
     # Multitask recipes: each task's share of trained tokens, "before" and "after" balancing.
     task_shares: dict[str, dict[str, float]] = field(default_factory=dict)
     stage: str = ""  # multi-stage pipelines (gemma3-scratch): which stage; "" = the only one
+    # What really runs, read from the live model and trainer (recipes/settings.py): backend,
+    # optimizer class, compute dtype, 4-bit, LoRA dtype, gradient checkpointing, fused kernels.
+    settings: dict[str, str] = field(default_factory=dict)
+    # Where that differs from the recipe, and why ("optimizer: ... set back to adamw_8bit").
+    changes: list[str] = field(default_factory=list)
 
 
 @dataclass

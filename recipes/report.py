@@ -214,6 +214,18 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _settings_md(summary: dict[str, Any]) -> list[str]:
+    """What really ran (read from the live model and trainer), and what differed from the recipe."""
+    settings = summary.get("settings") or {}
+    if not settings:
+        return []
+    lines = ["What ran (read from the live model and trainer):", "", "| Setting | Value |",
+             "|---|---|"]
+    lines += [f"| {name} | {_cell(value)} |" for name, value in settings.items()]
+    lines += [""] + [f"- changed: {_cell(change)}" for change in summary.get("changes", [])]
+    return lines + ([""] if summary.get("changes") else [])
+
+
 def _tokenizer_md(tok: dict[str, Any], report: dict[str, Any], plot: str | None) -> list[str]:
     sampled = ", ".join(f"{lang} {n} ({tok['sampled_share'][lang]:.0%})"
                         for lang, n in tok["sampled"].items())
@@ -243,7 +255,8 @@ def _pretrain_md(pre: dict[str, Any], report: dict[str, Any], plot: str | None) 
              f"| Train loss (first → last) | {_fmt(pre.get('train_loss_first'))} → "
              f"{_fmt(pre.get('train_loss_last'))} |",
              f"| Eval loss | {_fmt(pre['eval_loss'])} |",
-             f"| Eval perplexity | {_fmt(pre['perplexity'], 'perplexity')} |", ""]
+             f"| Eval perplexity | {_fmt(pre['perplexity'], 'perplexity')} |", "",
+             *_settings_md(pre)]
     if pre["eval_loss_by_language"]:
         lines += ["| Language | Eval loss | Perplexity |", "|---|---|---|"]
         lines += [f"| {LANG_NAMES.get(lang, lang)} | {_fmt(loss)} | "
@@ -299,6 +312,7 @@ def _finetune_md(fine: dict[str, Any], report: dict[str, Any], plot: str | None)
             lines.append(f"| {label} | " + " | ".join(f"{lengths[c][stat]:.1f}" for c in cols)
                          + " |")
         lines.append("")
+    lines += _settings_md(fine)
     if plot:
         lines += ["## Loss", "", f"![loss]({Path(plot).name})", ""]
     primary = LABELS.get(table["primary_metric"], table["primary_metric"]) if table else ""

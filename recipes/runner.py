@@ -174,11 +174,6 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
         parse_ratios(recipe)
     if options.resume_dir is not None:
         check_resume(recipe, options.resume_dir)
-    if recipe.stages and options.backend == "unsloth":
-        from recipes.errors import BackendError
-
-        raise BackendError("gemma3-scratch pretrains all parameters and runs on the reference "
-                           "backend", where="--backend", fix="use --backend auto or reference")
     for name in stage_names(recipe):
         check = getattr(STAGES[name], "check", None)
         if check is not None:
@@ -187,6 +182,10 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     from recipes.backends import select_backend
 
     choice = select_backend(options.backend)  # imports unsloth first when it is chosen
+    if choice.name == "unsloth" and {"tokenizer", "pretrain"} & set(recipe.stages):
+        choice = type(choice)(choice.name, f"{choice.reason}; for the finetune stage only (the "
+                                           "tokenizer and full-parameter pretraining use the "
+                                           "reference code path)")
     quiet_libraries()
     device = train_device()
     inputs = read_inputs(recipe, options.resume_dir)

@@ -63,17 +63,19 @@ def training_args(recipe: Recipe, out_dir: Path, device: str) -> Any:
     )
 
 
-def trainer_class(device: str) -> type:
+def trainer_class(device: str, backend: str = "reference") -> type:
     """TRL's SFTTrainer; on a CPU, with the model's own loss instead of TRL's Triton loss head.
 
     TRL 1.15 computes every SFT loss through a fused LM-head Triton kernel, and Triton has no
     CPU driver ("0 active drivers"). The model's own causal-LM cross-entropy is the same loss
     (mean negative log-likelihood over tokens whose label is not -100), so on a CPU the trainer
     calls it instead. Everything else (data collation, optimizer, schedule, checkpoints) stays TRL's.
+    Unsloth's CPU backend replaces ``trl.SFTTrainer`` with its own subclass, which routes the
+    loss through its chunked cross-entropy: the unsloth backend keeps that path.
     """
     from trl import SFTTrainer
 
-    if device == "cuda":
+    if device == "cuda" or backend == "unsloth":
         return SFTTrainer
     from transformers import Trainer
 
@@ -86,20 +88,41 @@ def trainer_class(device: str) -> type:
     return CPUSFTTrainer
 
 
-def adapters_in_fp32(model: Any) -> None:
-    """Train the LoRA weights in fp32, as peft creates them.
+def restore_optimizer(trainer: Any, asked: str) -> list[str]:
+    """Put back the optimizer the recipe asked for when a library rewrote it, and say so.
+
+    Importing unsloth patches SFTConfig so that every 8-bit or paged optimizer becomes
+    adamw_torch_fused (and adamw_torch becomes fused on a CPU). bitsandbytes' AdamW8bit steps
+    on a CPU too, so the recipe's choice is restored rather than swapped silently.
+    """
+    from transformers.training_args import OptimizerNames
+
+    now = getattr(trainer.args.optim, "value", trainer.args.optim)
+    if now == asked:
+        return []
+    trainer.args.optim = OptimizerNames(asked)
+    return [f"optimizer: a library rewrote optim {asked} to {now} (Unsloth's import does); "
+            f"set back to {asked}"]
+
+
+def adapters_in_fp32(model: Any) -> list[str]:
+    """Train the LoRA weights in fp32, as peft creates them; say so when they had been cast.
 
     TRL 1.15's SFTTrainer casts the adapters of a quantised model to bf16 (the QLoRA paper's
     storage type), but a checkpoint resumed through peft comes back in fp32, so a resumed run
-    drifted from an uninterrupted one (0.3 % by 15 steps after the resume). fp32 adapters cost
-    a few MiB, keep small updates that bf16 rounds away, and are what the VRAM estimate counts;
-    on a GPU, autocast still computes them in the compute dtype.
+    drifted from an uninterrupted one (0.3 % by 15 steps after the resume; with Unsloth's CPU
+    backend 0.41 %). fp32 adapters cost a few MiB, keep small updates that bf16 rounds away,
+    and are what the VRAM estimate counts; on a GPU, autocast still computes them in the
+    compute dtype.
     """
     import torch
 
+    cast = {str(p.dtype).removeprefix("torch.") for p in model.parameters()
+            if p.requires_grad and p.dtype in (torch.bfloat16, torch.float16)}
     for param in model.parameters():
         if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
             param.data = param.data.float()
+    return [f"LoRA weights: cast to {', '.join(sorted(cast))} by TRL; trained in float32"] if cast else []
 
 
 def event_callback(writer: Any, device: str, stop: Any, stop_at_step: int | None) -> Any:
@@ -173,15 +196,23 @@ def as_dataset(items: list) -> Any:
 
 
 def build_trainer(ctx: Any, recipe: Recipe, out_dir: Path, model: Any, tokenizer: Any,
-                  items: list, writer: Any, *, evaluate: Callable[[int], None] | None) -> Any:
-    """The trainer of one stage: ``recipe`` may carry that stage's own learning rate and steps."""
+                  items: list, writer: Any, *, evaluate: Callable[[int], None] | None,
+                  backend: str = "reference") -> tuple[Any, list[str]]:
+    """The trainer of one stage (``recipe`` may carry that stage's own learning rate and steps),
+    its optimizer already built, and what it changed from the recipe.
+
+    The optimizer is created now, not at the first step, so the preflight can name the class
+    that will really step (a resumed run loads its saved state into it).
+    """
     from transformers import PrinterCallback
 
     callbacks = [event_callback(writer, ctx.device, ctx.stop, ctx.options.stop_at_step)]
     if evaluate is not None:
         callbacks.append(eval_every(recipe.eval_steps, ctx.stop, evaluate))
-    trainer = trainer_class(ctx.device)(
+    trainer = trainer_class(ctx.device, backend)(
         model=model, args=training_args(recipe, out_dir, ctx.device),
         train_dataset=as_dataset(items), processing_class=tokenizer, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our events replace its printed dicts
-    return trainer
+    changes = [*restore_optimizer(trainer, recipe.optimizer), *adapters_in_fp32(model)]
+    trainer.create_optimizer()
+    return trainer, changes

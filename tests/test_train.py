@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,6 @@ SLOTHLAB = [sys.executable, "-m", "tui.cli"]
 
 def env_with_cache(cache: Path) -> dict[str, str]:
     return {**os.environ, "SLOTHLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, subprocess.CompletedProcess]:
-    """The README's demo command, run once for the module: (run dir, seconds, process)."""
-    root = tmp_path_factory.mktemp("demo")
-    cache = tmp_path_factory.mktemp("cache")
-    start = time.perf_counter()
-    proc = subprocess.run([*SLOTHLAB, "--recipe", "demo", "--runs-dir", str(root / "runs")],
-                          capture_output=True, text=True, env=env_with_cache(cache), timeout=300)
-    seconds = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [run_dir] = list((root / "runs").iterdir())
-    return run_dir, seconds, proc
 
 
 def steps(run_dir: Path) -> list[ev.Step]:

@@ -71,6 +71,10 @@ class RichRenderer:
         for stage, shares in e.task_shares.items():
             table.add_row(f"task tokens {stage}",
                           " · ".join(f"{task} {share:.0%}" for task, share in shares.items()))
+        for name, value in e.settings.items():
+            table.add_row(name, Text(value))
+        for change in e.changes:
+            table.add_row(Text("changed", style="yellow"), Text(change))
         for note in e.notes:
             table.add_row("note", note)
         self._print(table)

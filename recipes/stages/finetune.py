@@ -25,6 +25,7 @@ from recipes.hub import ensure_available
 from recipes.report import build_table
 from recipes.rundir import ADAPTER, BASE, DONE, write_json
 from recipes.schema import Recipe, extra_sources
+from recipes.settings import effective_settings
 from recipes.trainer import build_trainer
 
 
@@ -87,8 +88,9 @@ def prepare_data(ctx: RunContext, tokenizer: Any) -> Any:
                    notes=[*fit_warning(ctx.recipe, ctx.device, ctx.backend.name), *loaded.notes])
 
 
-def preflight_event(recipe: Recipe, data: Any) -> ev.Preflight:
-    """The preflight figures of prepared data, with the optimizer steps the run will take."""
+def preflight_event(recipe: Recipe, data: Any, **settings: Any) -> ev.Preflight:
+    """The preflight figures of prepared data, the optimizer steps the run will take, and
+    ``settings`` / ``changes``: what really runs (recipes/settings.py)."""
     per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
                     // recipe.gradient_accumulation_steps)
     total = recipe.max_steps or math.ceil(per_epoch * recipe.epochs)
@@ -98,7 +100,19 @@ def preflight_event(recipe: Recipe, data: Any) -> ev.Preflight:
         tokens_median=stats["tokens_median"], tokens_max=stats["tokens_max"],
         trained_token_share=stats["trained_token_share"], truncated=stats["truncated"],
         no_trained_tokens=0, max_seq_length=recipe.max_seq_length, total_steps=total,
-        notes=data.notes, task_shares=stats["task_shares"])
+        notes=data.notes, task_shares=stats["task_shares"], **settings)
+
+
+def dtype_note(recipe: Recipe, device: str) -> list[str]:
+    """compute_dtype auto is a choice made here; say which (a CPU computes in fp32 on every host)."""
+    if recipe.compute_dtype != "auto":
+        return []
+    from recipes.backends.reference import resolve_dtype
+
+    chosen = str(resolve_dtype("auto", device)).removeprefix("torch.")
+    why = ("a CPU always computes in float32, whatever its bf16 support" if device != "cuda"
+           else "what this GPU supports")
+    return [f"compute_dtype auto: {chosen} ({why})"]
 
 
 def fit_warning(recipe: Recipe, device: str, backend: str) -> list[str]:
@@ -124,15 +138,18 @@ def run(ctx: RunContext) -> StageOutcome:
     model_path = base_model(ctx)
     model, tokenizer = load_model(backend, model_path, recipe, ctx.device)
     data = prepare_data(ctx, tokenizer)
-    writer.emit(preflight_event(recipe, data))
-
     evaluation = Evaluation(folder, recipe, backend, model, tokenizer, data)
+    trainer, changes = build_trainer(ctx, recipe, folder, model, tokenizer, data.train, writer,
+                                     evaluate=lambda step: evaluation.during(step, writer),
+                                     backend=ctx.backend.name)
+    settings, changes = effective_settings(recipe, model, trainer, ctx.backend.name, ctx.device,
+                                           [*dtype_note(recipe, ctx.device), *changes])
+    writer.emit(preflight_event(recipe, data, settings=settings, changes=changes))
+
     base_result = evaluation.base(model_path, writer)
     resume = ctx.checkpoint("finetune")
     if ctx.stop.requested and resume is None:  # stopped during the base evaluation
         return StageOutcome(False)
-    trainer = build_trainer(ctx, recipe, folder, model, tokenizer, data.train, writer,
-                            evaluate=lambda step: evaluation.during(step, writer))
     if recipe.stages and resume is None and evaluation.base_loss is not None:
         # A staged run's curve starts at the model the previous stage left (a fresh LoRA adds
         # nothing yet).
@@ -160,6 +177,7 @@ def run(ctx: RunContext) -> StageOutcome:
         "stage": "finetune", "seconds": time.time() - started, "base_model": str(model_path),
         "adapter_dir": str(ctx.run_dir / ADAPTER), "stage_adapter_dir": str(adapter_dir),
         "steps": step, "train_loss_last": losses[-1] if losses else None,
+        "settings": settings, "changes": changes,
         "lora": {"r": recipe.lora_r, "alpha": recipe.lora_alpha, "dropout": recipe.lora_dropout,
                  "target_modules": recipe.target_modules, "load_in_4bit": recipe.load_in_4bit},
         "examples": example_counts(data.splits), "task_shares": data.stats["task_shares"],

@@ -22,6 +22,7 @@ from recipes.errors import RecipeError
 from recipes.evaluation import perplexity, subset_losses
 from recipes.rundir import DONE, write_json
 from recipes.schema import Recipe
+from recipes.settings import effective_settings
 from recipes.stages.scratch_data import interleave
 from recipes.stages.tokenizer import BOS, END_OF_TURN, EOS, PAD, load_stage_tokenizer
 from recipes.trainer import build_trainer
@@ -80,17 +81,6 @@ def run(ctx: RunContext) -> StageOutcome:
     by_lang_tokens: dict[str, int] = {}
     for (lang, _), ids in zip(corpus.train, train_ids, strict=True):
         by_lang_tokens[lang] = by_lang_tokens.get(lang, 0) + len(ids)
-    writer.emit(ev.Preflight(
-        splits={"train": len(corpus.train), "val": len(corpus.val), "test": len(corpus.test)},
-        tokens_min=min(lengths), tokens_median=float(statistics.median(lengths)),
-        tokens_max=max(lengths), trained_token_share=1.0, truncated=0, no_trained_tokens=0,
-        max_seq_length=recipe.max_seq_length, total_steps=total,
-        notes=[f"{tokens} tokens in {len(corpus.train)} sentences packed into {len(blocks)} "
-               f"blocks of up to {recipe.max_seq_length}; every token is trained",
-               "tokens by language: " + ", ".join(
-                   f"{lang} {n / max(tokens, 1):.0%}" for lang, n in by_lang_tokens.items()),
-               *corpus.notes]))
-
     config = gemma_config(recipe, tokenizer)
     torch.manual_seed(recipe.seed)
     model = Gemma3ForCausalLM(config)
@@ -123,8 +113,22 @@ def run(ctx: RunContext) -> StageOutcome:
         writer.emit(ev.Eval(step=step, loss=loss, perplexity=perplexity(loss),
                             samples=list(samples), subset_losses=parts))
 
-    trainer = build_trainer(ctx, stage_recipe, folder, model, tokenizer, blocks, writer,
-                            evaluate=evaluate)
+    trainer, changes = build_trainer(ctx, stage_recipe, folder, model, tokenizer, blocks, writer,
+                                     evaluate=evaluate)
+    settings, changes = effective_settings(stage_recipe, model, trainer, "reference", ctx.device,
+                                           changes)
+    settings["backend"] = "reference (full-parameter pretraining: no LoRA backend applies)"
+    writer.emit(ev.Preflight(
+        splits={"train": len(corpus.train), "val": len(corpus.val), "test": len(corpus.test)},
+        tokens_min=min(lengths), tokens_median=float(statistics.median(lengths)),
+        tokens_max=max(lengths), trained_token_share=1.0, truncated=0, no_trained_tokens=0,
+        max_seq_length=recipe.max_seq_length, total_steps=total,
+        notes=[f"{tokens} tokens in {len(corpus.train)} sentences packed into {len(blocks)} "
+               f"blocks of up to {recipe.max_seq_length}; every token is trained",
+               "tokens by language: " + ", ".join(
+                   f"{lang} {n / max(tokens, 1):.0%}" for lang, n in by_lang_tokens.items()),
+               *corpus.notes]))
+
     resume = ctx.checkpoint("pretrain")
     if resume is None and val_by_lang:
         evaluate(0)  # the random model: eval loss starts near ln(vocab size)
@@ -147,7 +151,7 @@ def run(ctx: RunContext) -> StageOutcome:
         "sliding_window": config.sliding_window, "layer_types": config.layer_types,
         "steps": step, "blocks": len(blocks), "block_size": recipe.max_seq_length,
         "train_tokens": tokens, "learning_rate": stage_recipe.learning_rate,
-        "optimizer": stage_recipe.optimizer,
+        "optimizer": settings["optimizer"], "settings": settings, "changes": changes,
         "train_loss_last": losses[-1] if losses else None,
         "eval_loss": eval_loss, "perplexity": perplexity(eval_loss),
         "eval_loss_by_language": dict(by_lang),
