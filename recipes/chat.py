@@ -20,6 +20,7 @@ message): each message is answered on its own, and the session says so (``multi_
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -263,6 +264,7 @@ class ChatSession:
                    "input": (fields or {}).get("input", ""), "modes": self.modes(),
                    "eval_index": item.index if item else None, "prompt": prompt})
         self.turns += 1
+        self.interrupt.clear()  # a stop ends this turn: in /both, both answers
         answers = {}
         for mode in self.modes():
             answers[mode] = self._answer(prompt, mode, item)
@@ -272,14 +274,13 @@ class ChatSession:
                              {"role": "assistant", "content": kept}]
 
     def _answer(self, prompt: str, mode: str, item: EvalPrompt | None) -> str:
-        import contextlib
-
         started = time.perf_counter()
-        self.interrupt.clear()
         model = self.trained.model
         off = model.disable_adapter() if mode == "base" else contextlib.nullcontext()
         with off:
-            if item is not None and item.labels:
+            if self.interrupt.is_set():  # stopped during the other model's answer
+                text, count, finish = "", 0, "stopped"
+            elif item is not None and item.labels:
                 text, count, finish = self._pick_label(prompt, item.labels), 0, "label"
                 self.emit({"type": "token", "mode": mode, "text": text})
             else:
@@ -287,8 +288,7 @@ class ChatSession:
         done = {"type": "done", "mode": mode, "text": text, "tokens": count,
                 "seconds": round(time.perf_counter() - started, 3), "finish": finish}
         if item is not None:
-            eval_key = "tuned" if mode == "tuned" else "base"
-            done["eval_answer"] = item.answers.get(eval_key)
+            done["eval_answer"] = item.answers.get(mode)
         self.emit(done)
         return text
 
