@@ -142,6 +142,15 @@ def load_trained(run_dir: Path, *, checkpoint: str | Path | None = None,
     from recipes.evaluate import stop_token_ids
     from recipes.models import CHAT_TEMPLATES
 
+    if not Path(base).is_dir():
+        from recipes.hub import ensure_available
+
+        try:  # a hub id: from the HF cache, offline if the hub is out of reach
+            ensure_available(base, kind="model", field="model", local_hint="")
+        except SlothlabError as exc:
+            raise SlothlabError(exc.what, where="model",
+                                fix=f"connect to the hub, or download it where it can: "
+                                    f"huggingface-cli download {base}") from None
     try:
         model, tokenizer = load_base(base, recipe, device)
     except OSError as exc:

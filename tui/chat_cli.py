@@ -38,7 +38,8 @@ Responses (stdout):
     {"type": "error", "message", "where", "fix", "fatal"}   fatal: the process exits 2 (bad
                                                  run dir, no adapter ...); else it goes on
 
-Exit codes: 0 (quit or end of input), 2 (bad input: not a run, no adapter, bad settings).
+Exit codes: 0 (quit or end of input), 2 (bad input: not a run, no adapter, bad settings),
+1 (anything else, e.g. the model does not load; --debug shows the traceback).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from typing import Any, TextIO
 
 from recipes.errors import SlothlabError
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:
+        if args.debug:
+            raise
+        if args.json:
+            write(stdout, {"type": "error", "message": f"{type(exc).__name__}: {exc}"[:500],
+                           "where": None, "fix": "rerun with --debug for the traceback",
+                           "fatal": True})
+        print(f"error: {type(exc).__name__}: {exc}\n  → rerun with --debug for the traceback",
+              file=sys.stderr)
+        return EXIT_FAILED
     finally:
         sys.stdout = stdout
 

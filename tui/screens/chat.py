@@ -243,7 +243,11 @@ class ChatScreen(Screen):
             self.notify("still answering: Esc stops the answer", severity="warning")
             return
         event.input.value = ""
-        if text.startswith("/"):
+        if text.lower() in ("/quit", "/exit", "/q"):
+            self.app.pop_screen()  # the process ends as the screen closes
+        elif text.lower() == "/evals":
+            self.action_eval_prompts()
+        elif text.startswith("/"):
             self.send({"type": "command", "text": text})
         else:
             self.send({"type": "user", "text": text})
