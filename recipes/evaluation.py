@@ -180,18 +180,10 @@ def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
     if recipe.stages:
         raise RunDirError("staged runs (gemma3-scratch) are evaluated by their own stages",
                           where=str(run_dir), fix=f"see {run_dir / 'report.md'}")
-    adapter_dir = run_dir / ADAPTER
-    if not (adapter_dir / "adapter_config.json").exists():
+    if not (run_dir / ADAPTER / "adapter_config.json").exists():
         raise RunDirError("this run has no adapter yet (it did not finish)", where=str(run_dir),
                           fix=f"finish it first: slothlab --resume {run_dir}")
-    from recipes.host import PROJECT_ROOT, quiet_libraries, train_device
-
-    quiet_libraries()
-    from peft import PeftModel
-
-    from recipes.backends import reference
     from recipes.data.prepare import load_examples, prepare
-    from recipes.data.render import Renderer
     from recipes.evaluate import (
         EvalResult,
         adapter_identity,
@@ -202,19 +194,18 @@ def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
         model_identity,
         run_stage,
     )
+    from recipes.host import PROJECT_ROOT
     from recipes.report import build_table, write_report
-    from recipes.rundir import trained_model_paths
     from recipes.schema import data_source
+    from recipes.trained import load_trained
 
-    device = train_device()
-    model_path, _ = trained_model_paths(run_dir, recipe)
-    model, tokenizer = reference.load_base(model_path, recipe, device)
-    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    trained = load_trained(run_dir)  # the base as training loaded it, and the adapter
+    model, tokenizer, renderer = trained.model, trained.tokenizer, trained.renderer
+    model_path, adapter_dir = trained.base_path, trained.adapter_dir
     source = data_source(recipe)
     loaded = load_examples(recipe, source, base_dirs=[PROJECT_ROOT])
     data = prepare(recipe, tokenizer, loaded.examples, loaded.skipped, loaded.n_rows,
                    source=source)
-    renderer = Renderer(tokenizer, recipe)
     items = build_eval_set(data.splits.test, renderer, recipe.eval_samples)
     if not items:
         raise RunDirError("the recipe has no held-out test examples to evaluate",

@@ -370,6 +370,16 @@ class SlothlabApp(App):
 
         self.push_screen(RunScreen(RunState.from_run_dir(run_dir)))
 
+    def open_chat(self, run_dir: Path) -> None:
+        """The Chat screen on a run: adapter/, or the latest checkpoint of a stopped run."""
+        from recipes.rundir import ADAPTER
+        from tui.screens.chat import ChatScreen
+
+        args = ["--mode", "both"]
+        if not (run_dir / ADAPTER).is_dir():
+            args += ["--checkpoint", "latest"]  # a stopped run; the chat says which one, or why not
+        self.push_screen(ChatScreen(run_dir, slothlab=self.slothlab, extra_args=args))
+
     def show_results(self, state: RunState) -> None:
         from tui.screens.results import ResultsScreen
 

@@ -1,8 +1,9 @@
 """A stand-in for `slothlab --json` that emits a scripted event stream (no torch, instant).
 
 Same arguments as the real command (--recipe, --set, --tiny, --json, --runs-dir, --resume,
-and `check --device --json`); the same run directory layout; the same exit codes and SIGINT
-behaviour (finish the step, checkpoint, `stopped`, exit 130). Driven by environment variables:
+and `check --device --json`; `chat` is fake_chat.py); the same run directory layout; the same
+exit codes and SIGINT behaviour (finish the step, checkpoint, `stopped`, exit 130). Driven by
+environment variables:
 
     FAKE_STEPS=40          total steps            FAKE_RATE=200     step events per second
     FAKE_EVAL_EVERY=10     eval (with samples)    FAKE_MODE=ok | bad | fail | crash | hang
@@ -61,6 +62,10 @@ def loss_at(step: int) -> float:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["check"]:
         return device(os.environ.get("FAKE_DEVICE", "cpu"))
+    if argv[:1] == ["chat"]:
+        from fake_chat import main as chat  # this folder is on sys.path: the script's own
+
+        return chat(argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])

@@ -45,6 +45,7 @@ class HistoryScreen(Screen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("r", "resume", "Resume"),
+        Binding("t", "chat", "Chat"),
         Binding("f5", "rescan", "Refresh"),
     ]
 
@@ -96,7 +97,7 @@ class HistoryScreen(Screen):
         run = self.table.current if self.is_mounted else None
         if action == "resume":
             return bool(run and run.state.resumable)
-        if action in ("open", "mark"):
+        if action in ("open", "mark", "chat"):
             return run is not None
         return True
 
@@ -104,6 +105,11 @@ class HistoryScreen(Screen):
         run = self.table.current
         if run is not None:
             self.app.open_run(run.path)
+
+    def action_chat(self) -> None:
+        run = self.table.current
+        if run is not None:
+            self.app.open_chat(run.path)
 
     def action_mark(self) -> None:
         self.table.toggle_mark()

@@ -55,6 +55,7 @@ class ResultsScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "reload", "Reload"),
+        Binding("t", "chat", "Chat"),
     ]
 
     def __init__(self, state: RunState) -> None:
@@ -101,6 +102,10 @@ class ResultsScreen(Screen):
         note.update(message or "")
         note.display = message is not None
         self.query_one(AnswersView).show(results.answers)
+
+    def action_chat(self) -> None:
+        if self.state.run_dir is not None:
+            self.app.open_chat(self.state.run_dir)
 
     def action_back(self) -> None:
         self.app.pop_screen()
