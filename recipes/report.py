@@ -41,7 +41,7 @@ def stage_curves(run_dir: Path, stage: str = "") -> tuple[list[tuple[int, float]
     for event in ev.read_events(path) if path.exists() else []:
         if getattr(event, "stage", None) != stage:
             continue
-        if isinstance(event, ev.Step):
+        if isinstance(event, ev.Step) and event.loss is not None:
             train[event.step] = event.loss
         elif isinstance(event, ev.Eval) and event.loss is not None:
             evals[event.step] = (event.loss, event.subset_losses)

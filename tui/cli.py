@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the event stream as JSON lines instead of the progress bar")
     parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
                         help="continue a stopped run from its latest checkpoint")
+    parser.add_argument("--allow-data-change", action="store_true",
+                        help="with --resume: continue even though the dataset changed since the "
+                             "run started (refused otherwise)")
     parser.add_argument("--backend", choices=("auto", "unsloth", "reference"), default="auto",
                         help="auto = unsloth with a CUDA GPU, else reference (default: auto)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), metavar="DIR",
@@ -169,6 +172,9 @@ def resolve_recipe(args: argparse.Namespace):
     from recipes.schema import load_recipe
 
     overrides = list(args.overrides)
+    if args.allow_data_change and args.resume is None:
+        raise RecipeError("--allow-data-change only applies to a resume", where="--allow-data-change",
+                          fix="use it with --resume RUN_DIR")
     if args.tiny:
         overrides.append("tiny=true")
     if args.resume is not None:
@@ -199,6 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     stdout = sys.stdout
     options = RunOptions(backend=args.backend, runs_root=args.runs_dir,
                          echo=stdout if args.json else None, resume_dir=args.resume,
+                         allow_data_change=args.allow_data_change,
                          listeners=listeners)
     if args.json:
         # Library chatter (banners, warnings) must not corrupt the JSON stream on stdout.
@@ -214,7 +221,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         sys.stdout = stdout
     last = outcome.get("last")
     if last is not None and last.type == "stopped":
-        return EXIT_STOPPED
+        import signal
+
+        return 128 + int(getattr(signal, getattr(last, "signal", "SIGINT"), signal.SIGINT))
     return EXIT_OK
 
 

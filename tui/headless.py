@@ -88,7 +88,8 @@ class RichRenderer:
     def on_step(self, e: ev.Step) -> None:
         self._start(e.total_steps)
         grad = f" · grad {e.grad_norm:.2f}" if e.grad_norm is not None else ""
-        self.status.plain = (f"loss {e.loss:.4f} · lr {e.learning_rate:.1e}{grad} · "
+        loss = "not finite" if e.loss is None else f"{e.loss:.4f}"
+        self.status.plain = (f"loss {loss} · lr {e.learning_rate:.1e}{grad} · "
                              f"{e.tokens_per_second:,.0f} tok/s · {_fmt_memory(e.memory)}")
         self.progress.update(self.task, completed=e.step, total=e.total_steps)
 
