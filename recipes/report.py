@@ -155,8 +155,10 @@ def render_markdown(report: dict, has_plot: bool) -> str:
 
 
 def _cell(text: str, limit: int = 400) -> str:
+    from recipes.safe_text import safe_text
+
     text = text if len(text) <= limit else text[:limit] + " …"
-    return text.replace("|", "\\|").replace("\n", "<br>") or "*(empty)*"
+    return safe_text(text).replace("|", "\\|").replace("\n", "<br>") or "*(empty)*"
 
 
 def write_report(run_dir: Path, recipe: Recipe, items: list, base: Any, tuned: Any) -> dict:

@@ -1220,8 +1220,10 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 def _cell(text: str, limit: int = 200) -> str:
     """Text for a markdown table cell; <mask> and other markers shown, not read as HTML."""
+    from recipes.safe_text import safe_text
+
     text = text if len(text) <= limit else text[:limit] + " …"
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = safe_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("\n", "<br>") or "*(empty)*"
 
 
