@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -24,18 +25,21 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from recipes.errors import RecipeError
+from recipes.safe_text import safe_text
 from recipes.schema import Recipe, dump_recipe
 from tui import fit as fitmod
 from tui.catalog import RecipeEntry, as_run, load_catalog
 from tui.device import DeviceInfo, probe_device
+from tui.driver import DriverReport, query_driver
 from tui.format import short_path
-from tui.messages import DeviceDetected, RunEnded
+from tui.messages import DeviceDetected, DriverDetected, RunEnded
 from tui.runner import SLOTHLAB, STOP_GRACE_SECONDS, RunProcess, RunSpec
 from tui.runstate import RunState
 from tui.screens.confirm import OTHER, ConfirmScreen
 from tui.screens.recipes import RecipesScreen
 
 DeviceProbe = Callable[[], Awaitable[DeviceInfo]]
+DriverProbe = Callable[[], Awaitable[DriverReport]]
 FitEstimator = Callable[[Recipe, "float | None"], fitmod.Fit]
 
 
@@ -87,7 +91,7 @@ class SlothlabApp(App):
 
     tiny: reactive[bool] = reactive(False)
     card: reactive[str] = reactive("auto")  # "auto" (the detected GPU's) or a size in GiB
-    device: reactive[DeviceInfo] = reactive(DeviceInfo(pending=True), always_update=True)
+    device: reactive[DeviceInfo] = reactive(DeviceInfo(), always_update=True)
     catalog_version: reactive[int] = reactive(0)
 
     def __init__(
@@ -97,6 +101,7 @@ class SlothlabApp(App):
         *,
         slothlab: tuple[str, ...] = SLOTHLAB,
         device_probe: DeviceProbe | None = None,
+        driver_probe: DriverProbe | None = None,
         fit_estimator: FitEstimator | None = None,
         stop_grace: float = STOP_GRACE_SECONDS,
         extra_args: list[str] | None = None,
@@ -110,6 +115,7 @@ class SlothlabApp(App):
         self.saved_dir = saved_dir
         self.slothlab = slothlab
         self.device_probe = device_probe or (lambda: probe_device(slothlab))
+        self.driver_probe = driver_probe or (lambda: asyncio.to_thread(query_driver))
         self.fit_estimator = fit_estimator or fitmod.estimate
         self.stop_grace = stop_grace
         self.extra_args = list(extra_args or [])
@@ -117,31 +123,58 @@ class SlothlabApp(App):
         self.live: RunProcess | None = None
         self.live_state: RunState | None = None
         self._quitting = False
+        self._leave_running = False  # quit chosen with "leave it running": no stop on unmount
 
     # -- start-up ----------------------------------------------------------------------
     def on_mount(self) -> None:
         self.theme = self._start_theme
-        # After the first paint: the device check imports torch in its own process.
-        self.call_after_refresh(self.detect_device)
+        self.detect_device()
 
     async def on_unmount(self) -> None:
-        """Last line of defence (an exception, a test ending): no run outlives the app."""
-        if self.live is not None and self.live.running:
+        """Last line of defence (an exception, a test ending): no run outlives the app, unless
+        the person chose to leave it running."""
+        if self.live is not None and self.live.running and not self._leave_running:
             await self.live.terminate()
 
     def detect_device(self) -> None:
-        self.device = DeviceInfo(pending=True)
+        """Ask the driver now (a thread, under a second: the panel fills from it) and run the
+        full check (a subprocess importing torch, tens of seconds) after the next paint."""
+        self.device = DeviceInfo()
+        self.run_worker(self._detect_driver(), name="driver", group="driver", exclusive=True)
+        self.call_after_refresh(self._start_full_check)
+
+    def _start_full_check(self) -> None:
+        self.device = replace(self.device, checking=True, raw={}, error="")
         self.run_worker(self._detect(), name="device", group="device", exclusive=True)
+
+    async def _detect_driver(self) -> None:
+        try:
+            report = await self.driver_probe()
+        except Exception as exc:  # noqa: BLE001 - shown in the panel
+            report = DriverReport(problem=f"driver query failed: {type(exc).__name__}: {exc}",
+                                  failed=True)
+        self.post_message(DriverDetected(report))
 
     async def _detect(self) -> None:
         try:
             info = await self.device_probe()
-        except Exception as exc:  # noqa: BLE001 - shown as "device: unknown (reason)"
+        except Exception as exc:  # noqa: BLE001 - shown as "full check failed (reason)"
             info = DeviceInfo(error=f"{type(exc).__name__}: {exc}")
         self.post_message(DeviceDetected(info))
 
+    def on_driver_detected(self, message: DriverDetected) -> None:
+        self.device = replace(self.device, driver=message.report)
+
     def on_device_detected(self, message: DeviceDetected) -> None:
-        self.device = message.info
+        info = message.info
+        self.device = replace(self.device, raw=info.raw, error=info.error, checking=False)
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification shows control characters as escapes; ours that quote a file, a
+        run or an error pass ``markup=False`` ("[/INST]" is text, not a tag)."""
+        super().notify(safe_text(message), title=safe_text(title, multiline=False),
+                       severity=severity, timeout=timeout, markup=markup)
 
     # -- card size and fit -------------------------------------------------------------
     def card_gib(self) -> tuple[float | None, str]:
@@ -184,7 +217,8 @@ class SlothlabApp(App):
             return False
         title = ("this recipe does not load in tiny mode" if entry.recipe is not None
                  else "this recipe does not load")
-        self.notify((error or "fix its file first")[:300], title=title, severity="error")
+        self.notify((error or "fix its file first")[:300], title=title, severity="error",
+                    markup=False)
         return True
 
     def configure(self, entry: RecipeEntry) -> None:
@@ -208,9 +242,9 @@ class SlothlabApp(App):
                           "# saved from the slothlab TUI; every field is listed\n")
                 path.write_text(header + dump_recipe(recipe), encoding="utf-8")
             except OSError as exc:
-                self.notify(str(exc), title="could not save", severity="error")
+                self.notify(str(exc), title="could not save", severity="error", markup=False)
                 return
-            self.notify(f"saved {short_path(path)}", title="recipe saved")
+            self.notify(f"saved {short_path(path)}", title="recipe saved", markup=False)
             self.reload_catalog()
             if on_saved is not None:
                 on_saved()
@@ -324,13 +358,14 @@ class SlothlabApp(App):
         status = state.status
         name = state.run_dir.name if state.run_dir else state.title
         if status == "finished":
-            self.notify(f"{name}: press ⏎ on the Run screen for results", title="run finished")
+            self.notify(f"{name}: press ⏎ on the Run screen for results", title="run finished",
+                        markup=False)
         elif status == "stopped":
             self.notify(f"{name}: checkpoint saved, r resumes", title="run stopped",
-                        severity="warning")
+                        severity="warning", markup=False)
         else:
             self.notify(f"{name}: see the Run screen for the error", title=f"run {status}",
-                        severity="error")
+                        severity="error", markup=False)
 
     def confirm_stop(self) -> None:
         if not self.run_active:
@@ -353,7 +388,8 @@ class SlothlabApp(App):
                 try:
                     os.kill(pid, signal.SIGINT)
                 except OSError as exc:
-                    self.notify(f"could not signal process {pid}: {exc}", severity="error")
+                    self.notify(f"could not signal process {pid}: {exc}", severity="error",
+                                markup=False)
 
         self.push_screen(ConfirmScreen(
             "Stop this run?",
@@ -444,7 +480,8 @@ class SlothlabApp(App):
                             lambda: setattr(self, "tiny", not self.tiny))
         yield SystemCommand("Light / dark theme", "Toggle the theme (ctrl+t)",
                             self.action_toggle_theme)
-        yield SystemCommand("Re-detect device", "Run `slothlab check --device` again",
+        yield SystemCommand("Re-detect device", "Ask the driver again and rerun the full check "
+                            "(`slothlab check --device`)",
                             self.detect_device)
         yield from super().get_system_commands(screen)
 

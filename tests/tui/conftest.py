@@ -18,6 +18,7 @@ from recipes.registry import bundled
 from recipes.schema import Recipe, dump_recipe, load_recipe
 from tui.app import SlothlabApp
 from tui.device import DeviceInfo
+from tui.driver import DriverReport, Gpu
 from tui.fit import Fit
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +33,11 @@ CPU_ONLY = {"torch": "2.14.1", "cuda_available": False, "gpu_name": None,
             "vram_total_gib": None, "bf16": False, "unsloth": None, "unsloth_importable": False,
             "backend": "reference",
             "backend_reason": "no CUDA device: reference backend (transformers + bitsandbytes)"}
+
+# What the driver says (tui.driver.query_driver), for the same two machines.
+DRIVER_12 = DriverReport(gpus=(Gpu("NVIDIA GeForce RTX 3060", 12.0, 11.2, "8.6"),),
+                         driver_version="550.54.14", cuda_version="12.4", source="NVML")
+NO_DRIVER = DriverReport(problem="no NVIDIA driver")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -65,8 +71,20 @@ def fake_fit(recipe: Recipe, vram_gib: float | None) -> Fit:
 
 
 def device_probe(raw: dict | None = None, error: str = "") -> Callable:
+    """A stand-in for the full check (`slothlab check --device --json`)."""
     async def probe() -> DeviceInfo:
         return DeviceInfo(raw=dict(raw or {}), error=error)
+
+    return probe
+
+
+def driver_probe(report: DriverReport = NO_DRIVER, *, error: Exception | None = None
+                 ) -> Callable:
+    """A stand-in for the driver query (``tui.driver.query_driver``); ``error`` is raised."""
+    async def probe() -> DriverReport:
+        if error is not None:
+            raise error
+        return report
 
     return probe
 
@@ -85,7 +103,8 @@ def make_app(tmp_path: Path) -> Callable[..., SlothlabApp]:
     def make(**kwargs) -> SlothlabApp:
         options = dict(runs_dir=Path("runs"), saved_dir=Path("my_recipes"),
                        slothlab=FAKE_SLOTHLAB, device_probe=device_probe(CPU_ONLY),
-                       fit_estimator=fake_fit, stop_grace=5.0)
+                       driver_probe=driver_probe(NO_DRIVER), fit_estimator=fake_fit,
+                       stop_grace=5.0)
         options.update(kwargs)
         return SlothlabApp(**options)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,14 +13,21 @@ from textual.widgets import Checkbox, Input
 
 from recipes.events import Step
 from recipes.schema import load_recipe
-from tests.tui.conftest import GPU_12, device_probe, write_full_recipe
+from tests.tui.conftest import (
+    CPU_ONLY,
+    DRIVER_12,
+    GPU_12,
+    device_probe,
+    driver_probe,
+    write_full_recipe,
+)
+from tui.device import DeviceInfo
 from tui.screens.compare import CompareScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.results import ResultsScreen
 from tui.screens.run import RunScreen
-from tui.widgets.device_panel import DevicePanel
 from tui.widgets.error_panel import ErrorPanel
 from tui.widgets.field_editor import FieldEditor
 from tui.widgets.fit_view import FitView
@@ -45,6 +53,11 @@ def text_of(widget) -> str:
     return "\n".join(strip.text for strip in widget.render_lines(widget.region.reset_offset))
 
 
+def words(widget) -> str:
+    """``text_of`` with line breaks and runs of spaces as single spaces (text folds)."""
+    return " ".join(text_of(widget).split())
+
+
 def fake_stream(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     for key, value in env.items():
         monkeypatch.setenv(f"FAKE_{key.upper()}", value)
@@ -52,7 +65,7 @@ def fake_stream(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 
 # -- Recipes ---------------------------------------------------------------------------------
 async def test_recipes_lists_the_demo_with_its_fit_and_the_device(make_app) -> None:
-    app = make_app(device_probe=device_probe(GPU_12))
+    app = make_app(device_probe=device_probe(GPU_12), driver_probe=driver_probe(DRIVER_12))
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(RecipeTable)
         await until(pilot, lambda: "fits" in str(table.get_row_at(0)), what="fit badge")
@@ -68,12 +81,12 @@ async def test_without_a_gpu_the_badge_is_neutral_until_a_card_is_chosen(make_ap
     app = make_app()  # the device probe says: CPU only
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(RecipeTable)
-        await until(pilot, lambda: "CPU only" in text_of(app.screen.query_one(DevicePanel)))
+        await until(pilot, lambda: "CPU only" in text_of(app.screen.query_one("DevicePanel Static")))
         await until(pilot, lambda: table.row_count > 1 and str(table.get_row_at(1)[1]) == "no GPU",
                     what="badge")
         assert str(table.get_row_at(0)[1]) == "CPU ok", "a tiny recipe trains on this CPU"
         assert str(table.get_row_at(1)[2]).endswith("GiB"), "the need is still shown"
-        assert "reference" in text_of(app.screen.query_one(DevicePanel))
+        assert "reference" in text_of(app.screen.query_one("DevicePanel Static"))
         table.move_cursor(row=1)
         await pilot.pause()
         fit = text_of(app.screen.query_one(FitView))
@@ -87,19 +100,75 @@ async def test_without_a_gpu_the_badge_is_neutral_until_a_card_is_chosen(make_ap
 
 
 async def test_a_failing_device_check_is_shown_not_raised(make_app) -> None:
-    app = make_app(device_probe=device_probe(error="ModuleNotFoundError: no kernels_check.cli"))
+    app = make_app(device_probe=device_probe(error="ModuleNotFoundError: no kernels_check.cli"),
+                   driver_probe=driver_probe(error=RuntimeError("NVML exploded")))
     async with app.run_test(size=SIZE) as pilot:
-        panel = app.screen.query_one(DevicePanel)
-        await until(pilot, lambda: "device: unknown" in text_of(panel))
-        assert "kernels_check.cli" in text_of(panel)
+        panel = app.screen.query_one("DevicePanel Static")
+        await until(pilot, lambda: "kernels_check.cli" in text_of(panel) and not app.device.checking,
+                    what="the failure")
+        shown = " ".join(text_of(panel).split())
+        assert "device unknown (driver query failed: RuntimeError: NVML exploded; " \
+               "ModuleNotFoundError: no kernels_check.cli)" in shown
+        assert "reference" not in shown, "no backend claimed when nothing is known"
+        assert app.card_gib() == (None, "unknown")
+
+
+async def test_the_driver_fills_the_panel_before_the_full_check_answers(make_app) -> None:
+    full_check = asyncio.Event()
+
+    async def slow_check():
+        await full_check.wait()
+        return DeviceInfo(raw=GPU_12)
+
+    app = make_app(device_probe=slow_check, driver_probe=driver_probe(DRIVER_12))
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.screen.query_one("DevicePanel Static")
+        await until(pilot, lambda: "RTX 3060" in text_of(panel), what="the driver's answer")
+        shown = text_of(panel)
+        assert "12.0 GiB (11.2 free)" in shown and "550.54.14" in shown
+        assert "checking" in shown, "the libraries are still being checked"
+        assert app.card_gib() == (12.0, "detected"), "the card size comes from the driver"
+        full_check.set()
+        await until(pilot, lambda: app.device.full and "2.14.1" in text_of(panel),
+                    what="the full check")
+        assert "unsloth: CUDA device and unsloth importable" in " ".join(text_of(panel).split())
+        assert "checking" not in text_of(panel)
+
+
+async def test_without_a_driver_the_panel_says_so_and_names_the_backend(make_app) -> None:
+    never = asyncio.Event()
+
+    async def endless_check():
+        await never.wait()
+        return DeviceInfo()
+
+    app = make_app(device_probe=endless_check)  # the driver: none
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.screen.query_one("DevicePanel Static")
+        await until(pilot, lambda: "no NVIDIA driver" in words(panel), what="the driver")
+        assert "reference: no CUDA device" in words(panel)
+        assert app.card_gib() == (None, "none")
+
+
+async def test_on_a_cpu_the_panel_says_unsloth_imports_but_auto_picks_reference(make_app) -> None:
+    cpu = {**CPU_ONLY, "unsloth": "2026.10.9", "unsloth_importable": True,
+           "unsloth_problem": None}
+    app = make_app(device_probe=device_probe(cpu))
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.screen.query_one("DevicePanel Static")
+        await until(pilot, lambda: "2026.10.9" in text_of(panel), what="the full check")
+        shown = " ".join(text_of(panel).split())
+        assert "reference: no CUDA device" in shown
+        assert "2026.10.9 imports (its CPU backend: --backend unsloth uses it; auto picks " \
+               "reference)" in shown
 
 
 async def test_a_detected_gpu_sets_the_card_size(make_app) -> None:
-    app = make_app(device_probe=device_probe(GPU_12))
+    app = make_app(device_probe=device_probe(GPU_12), driver_probe=driver_probe(DRIVER_12))
     async with app.run_test(size=SIZE) as pilot:
         fit = app.screen.query_one(FitView)
         await until(pilot, lambda: "12 GiB card (detected)" in text_of(fit))
-        assert "RTX 3060" in text_of(app.screen.query_one(DevicePanel))
+        assert "RTX 3060" in text_of(app.screen.query_one("DevicePanel Static"))
 
 
 async def test_card_size_and_tiny_mode_are_one_key_away(make_app) -> None:
@@ -161,7 +230,7 @@ async def test_a_full_recipe_on_a_cpu_asks_first_and_offers_tiny_mode(make_app,
 async def test_a_full_recipe_with_a_gpu_starts_at_once(make_app, monkeypatch) -> None:
     fake_stream(monkeypatch, steps="5")
     write_full_recipe()
-    app = make_app(device_probe=device_probe(GPU_12))
+    app = make_app(device_probe=device_probe(GPU_12), driver_probe=driver_probe(DRIVER_12))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.device.known)
         await pilot.press("down", "s")
@@ -526,11 +595,11 @@ async def test_a_failed_run_shows_the_error_and_the_app_stays_up(make_app, monke
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
         panel = app.screen.query_one(ErrorPanel)
-        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
+        await until(pilot, lambda: panel.display and text_of(panel.query_one("Static")).strip(), what="error panel")
         assert panel.display
-        assert "CUDA out of memory" in text_of(panel) and "lower batch_size" in text_of(panel)
+        assert "CUDA out of memory" in text_of(panel.query_one("Static")) and "lower batch_size" in text_of(panel.query_one("Static"))
         assert (app.live_state.run_dir / "events.jsonl").is_file()
-        assert "run directory is kept" in text_of(panel), "there is one to reopen"
+        assert "run directory is kept" in text_of(panel.query_one("Static")), "there is one to reopen"
         await pilot.press("1")  # still usable
         assert app.current_mode == "recipes"
 
@@ -542,10 +611,10 @@ async def test_refused_input_shows_the_cli_error(make_app, monkeypatch) -> None:
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
         panel = app.screen.query_one(ErrorPanel)
-        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
-        assert "expected a number" in text_of(panel)
+        await until(pilot, lambda: panel.display and text_of(panel.query_one("Static")).strip(), what="error panel")
+        assert "expected a number" in text_of(panel.query_one("Static"))
         assert app.live_state.run_dir is None
-        assert "run directory" not in text_of(panel), "refused before a run directory existed"
+        assert "run directory" not in text_of(panel.query_one("Static")), "refused before a run directory existed"
         bar = app.screen.query_one("RunProgress ProgressBar")
         assert bar.total is not None, "a failed run's bar stands still"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from tests.tui.conftest import GPU_12, device_probe
+from tests.tui.conftest import DRIVER_12, GPU_12, device_probe, driver_probe
 
 WIDE, SMALL = (120, 40), (80, 24)
 FINISHED, STOPPED, FAILED = ("runs/20261121-101500-demo", "runs/20261121-103000-demo",
@@ -51,7 +51,7 @@ def opener(*keys: str, run: str | None = None, results: bool = False):
 
 @pytest.fixture()
 def app(make_app, past_runs):
-    return make_app(device_probe=device_probe(GPU_12))
+    return make_app(device_probe=device_probe(GPU_12), driver_probe=driver_probe(DRIVER_12))
 
 
 def test_recipes(snap_compare, app) -> None:

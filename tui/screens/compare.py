@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
+from recipes.safe_text import safe_text
 from tui.history import RunSummary
 from tui.screens.history import run_curves
 from tui.widgets.loss_plot import LossPlot
@@ -44,7 +45,8 @@ class CompareScreen(Screen):
         for run in self.runs:
             state = run.state
             table.add_row(
-                run.name, run.recipe, state.status, str(state.current_step),
+                safe_text(run.name, multiline=False), safe_text(run.recipe, multiline=False),
+                state.status, str(state.current_step),
                 Text(f"{run.final_loss:.4f}" if run.final_loss is not None else "–",
                      justify="right"),
                 Text(f"{run.eval_loss:.4f}" if run.eval_loss is not None else "–",

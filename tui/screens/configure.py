@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
+from recipes.safe_text import safe_text
 from recipes.schema import Recipe
 from tui.catalog import RecipeEntry
 from tui.screens.confirm import ConfirmScreen
@@ -100,7 +101,7 @@ class ConfigureScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"Configure {self.entry.name}"
+        self.sub_title = f"Configure {safe_text(self.entry.name, multiline=False)}"
         self.query_one("#fit-box").border_title = "VRAM fit"
         self.query_one("#status").border_title = "recipe"
         self.query_one("#field-help").border_title = "field"
@@ -138,7 +139,7 @@ class ConfigureScreen(Screen):
         if self.errors:
             text = Text(f"{len(self.errors)} problem(s):\n", style="bold red")
             for error in self.errors:
-                text.append(f"• {error}\n", style="red")
+                text.append(f"• {safe_text(error)}\n", style="red")
             text.append("ctrl+r starts once they are fixed", style="dim")
             status.update(text)
             return
@@ -182,7 +183,8 @@ class ConfigureScreen(Screen):
     async def action_start(self) -> None:
         recipe, errors = self.form.validate()
         if recipe is None:
-            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error")
+            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error",
+                        markup=False)
             await self._first_invalid()
             return
         if self.app.run_active:
@@ -200,7 +202,8 @@ class ConfigureScreen(Screen):
     async def action_save(self) -> None:
         recipe, errors = self.form.validate()
         if recipe is None:
-            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error")
+            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error",
+                        markup=False)
             await self._first_invalid()
             return
         values = dict(self.form.values)

@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from recipes.safe_text import safe_text
 from tui.report import load_results
 from tui.runstate import RunState
 from tui.widgets.answers_view import AnswersView
@@ -75,7 +76,7 @@ class ResultsScreen(Screen):
 
     def on_mount(self) -> None:
         name = self.state.run_dir.name if self.state.run_dir else self.state.title
-        self.sub_title = f"Results · {name}"
+        self.sub_title = f"Results · {safe_text(name, multiline=False)}"
         self.query_one("#artifacts-box").border_title = "run"
         self.query_one("#metrics-box").border_title = "before / after"
         self.action_reload()

@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from recipes import events as ev
 from recipes.rundir import EVENTS_FILE
+from recipes.safe_text import safe_text
 from tui.runstate import RunState
 from tui.widgets.error_panel import ErrorPanel
 from tui.widgets.loss_plot import Curve, LossPlot
@@ -172,13 +173,13 @@ class RunScreen(Screen):
         self.query_one(RunProgress).show(state)  # elapsed time moves even without events
         if not changed:
             return
-        name = state.run_dir.name if state.run_dir else state.title
+        name = safe_text(state.run_dir.name if state.run_dir else state.title, multiline=False)
         self.sub_title = f"Run · {name}"
         banner = Text()
         banner.append(f" {status} ", style=f"reverse {STATUS_STYLE.get(status, '')}")
         started = state.started
         title = started.recipe if started else state.title
-        banner.append(f"  {title}", style="bold")
+        banner.append(f"  {safe_text(title, multiline=False)}", style="bold")
         if started and started.tiny:
             banner.append(" (tiny)", style="dim")
         hint = state.phase if status == "starting" else HINTS.get(status, "")

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from recipes.safe_text import safe_text
 from tui.format import short_path
 
 
@@ -38,9 +39,9 @@ def render_artifacts(summary: list[tuple[str, str]],
     labels = [label for label, _ in summary] + [label for label, _, _ in artifacts]
     column = width - max(map(len, labels), default=0) - 1 if width else 0
     for label, value in summary:
-        grid.add_row(label, value)
+        grid.add_row(safe_text(label, multiline=False), Text(safe_text(value)))
     for label, path, exists in artifacts:
-        shown = short_path(str(path))
+        shown = safe_text(short_path(str(path)), multiline=False)
         if not exists:
             shown += "  (not there yet)"
         text = Text(wrap_path(shown, column), style="" if exists else "dim")

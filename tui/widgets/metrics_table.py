@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from recipes.safe_text import safe_text
 from tui.report import MetricRow
 
 
@@ -42,4 +43,5 @@ class MetricsTable(DataTable):
     def show(self, rows: list[MetricRow]) -> None:
         self.clear()
         for row in rows:
-            self.add_row(row.name, _cell(row.base), _cell(row.finetuned), _change(row))
+            self.add_row(safe_text(row.name, multiline=False), _cell(row.base), _cell(row.finetuned),
+                         _change(row))

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from recipes.safe_text import safe_text
 from tui.history import RunSummary
 from tui.widgets.run_stats import STATUS_STYLE
 
@@ -46,8 +47,8 @@ class RunsTable(DataTable):
             step = f"{state.current_step}/{state.total_steps or '?'}"
             loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "–"
             eval_loss = f"{run.eval_loss:.4f}" if run.eval_loss is not None else "–"
-            recipe = run.recipe + (" (tiny)" if run.tiny else "")
-            self.add_row(self._mark(run.name), run.name, recipe,
+            recipe = safe_text(run.recipe, multiline=False) + (" (tiny)" if run.tiny else "")
+            self.add_row(self._mark(run.name), safe_text(run.name, multiline=False), recipe,
                          Text(status, style=STATUS_STYLE.get(status, "")),
                          Text(step, justify="right"), Text(loss, justify="right"),
                          Text(eval_loss, justify="right"), key=run.name)

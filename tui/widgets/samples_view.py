@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from recipes.events import Sample
+from recipes.safe_text import safe_text
 
 
 def render_samples(samples: list[Sample], step: int | None) -> Group | Text:
@@ -20,9 +21,9 @@ def render_samples(samples: list[Sample], step: int | None) -> Group | Text:
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True, width=9)
         table.add_column(overflow="fold")
-        table.add_row(f"#{i} prompt", Text(sample.prompt.strip()))
-        table.add_row("reference", Text(sample.reference.strip(), style="green"))
-        table.add_row("output", Text(sample.output.strip(), style="cyan"))
+        table.add_row(f"#{i} prompt", Text(safe_text(sample.prompt.strip())))
+        table.add_row("reference", Text(safe_text(sample.reference.strip()), style="green"))
+        table.add_row("output", Text(safe_text(sample.output.strip()), style="cyan"))
         parts.append(table)
         parts.append(Text(""))
     return Group(Text(f"at step {step}", style="dim"), *parts)
