@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from platformdirs import user_downloads_path
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -176,6 +177,15 @@ class SlothlabApp(App):
         super().notify(safe_text(message), title=safe_text(title, multiline=False),
                        severity=severity, timeout=timeout, markup=markup)
 
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """The palette's Screenshot: into ~/Downloads when it exists, else the working folder
+        (a lab server account often has no Downloads); the notification says where."""
+        if path is None:
+            downloads = user_downloads_path()
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        return super().deliver_screenshot(filename, path, time_format)
+
     # -- card size and fit -------------------------------------------------------------
     def card_gib(self) -> tuple[float | None, str]:
         """(card size in GiB, where it came from): chosen | detected, or with no size to
@@ -258,6 +268,16 @@ class SlothlabApp(App):
         return self.live is not None and self.live_state is not None and self.live_state.live
 
     def start_recipe(self, entry: RecipeEntry) -> None:
+        """Start a recipe from its file (s on Recipes), after the check ctrl+r in Configure
+        makes: every problem is listed at once, and nothing starts while there is one."""
+        from tui.validation import file_problems
+
+        problems = file_problems(entry.path, self.tiny)
+        if problems:
+            self.notify("\n".join(f"• {p}" for p in problems[:12]), severity="error",
+                        title=f"{entry.name}: {len(problems)} problem(s); ⏎ opens it in "
+                              "Configure", timeout=15, markup=False)
+            return
         if self.refuse(entry):
             return
         assert entry.recipe is not None
@@ -361,7 +381,10 @@ class SlothlabApp(App):
             self.notify(f"{name}: press ⏎ on the Run screen for results", title="run finished",
                         markup=False)
         elif status == "stopped":
-            self.notify(f"{name}: checkpoint saved, r resumes", title="run stopped",
+            saved = getattr(state.outcome, "checkpoint", None)
+            self.notify(f"{name}: " + ("checkpoint saved, r resumes" if saved else
+                                       "stopped before its first step: nothing saved"),
+                        title="run stopped",
                         severity="warning", markup=False)
         else:
             self.notify(f"{name}: see the Run screen for the error", title=f"run {status}",
@@ -375,10 +398,10 @@ class SlothlabApp(App):
             if yes and self.live is not None:
                 self.live.request_stop()
 
-        self.push_screen(ConfirmScreen(
-            "Stop the run?",
-            "The trainer finishes its current step, saves a checkpoint and stops. "
-            "Resume it later with r.", yes="Stop"), answer)
+        assert self.live_state is not None
+        saves = what_stop_saves(self.live_state)
+        self.push_screen(ConfirmScreen("Stop the run?", saves[0].upper() + saves[1:], yes="Stop"),
+                         answer)
 
     def confirm_stop_pid(self, pid: int) -> None:
         """Stop a run this app did not start (it wrote its pid; pid_alive checked it)."""
@@ -439,15 +462,46 @@ class SlothlabApp(App):
         self.notify("no stopped run to resume here; pick one in History (3)")
 
     async def action_quit(self) -> None:
+        """q / ctrl+q: first unsaved Configure edits (as Esc asks), then a live run: stop it
+        with a checkpoint, leave it running, or cancel."""
+        unsaved = list(getattr(self.screen, "unsaved", None) or [])
+        if unsaved and not self._quitting:
+            shown = ", ".join(unsaved[:6]) + (f" and {len(unsaved) - 6} more"
+                                              if len(unsaved) > 6 else "")
+
+            async def discard(yes: bool | str | None) -> None:
+                if yes is True:
+                    await self._quit_run_question()
+
+            self.push_screen(ConfirmScreen(
+                "Quit and discard your changes?",
+                f"Changed: {shown}. ctrl+s saves them as a new recipe.",
+                yes="Discard and quit", no="Keep editing"), discard)
+            return
+        await self._quit_run_question()
+
+    async def _quit_run_question(self) -> None:
         if not self.run_active or self._quitting:
             self.exit()
             return
+        state = self.live_state
+        assert state is not None
+        stop = "Stop: " + what_stop_saves(state)
+        leave = ("Leave it running: it keeps training after this window closes (as it would "
+                 "after a closed terminal); follow or stop it from History (3) later, or with "
+                 "slothlab --resume once it stopped.")
 
-        async def answer(yes: bool | None) -> None:
-            if not yes or self.live is None:
+        async def answer(choice: bool | str | None) -> None:
+            if self.live is None or not choice:
                 return
             self._quitting = True
-            self.notify("stopping the run (saving a checkpoint)…", title="quitting")
+            if choice == OTHER:
+                self._leave_running = True
+                self.live.detach()
+                self.exit()
+                return
+            saving = "saving a checkpoint" if state.step is not None else "nothing to save yet"
+            self.notify(f"stopping the run ({saving})…", title="quitting")
             self.live.request_stop()
             for _ in range(int(self.stop_grace * 10) + 50):
                 if not self.run_active:
@@ -456,9 +510,8 @@ class SlothlabApp(App):
             self.exit()
 
         self.push_screen(ConfirmScreen(
-            "A run is in progress. Stop it and quit?",
-            "It saves a checkpoint first; resume it later from History.", yes="Stop and quit"),
-            answer)
+            "A run is in progress. Quit?", f"{stop}\n{leave}", yes="Stop and quit",
+            no="Cancel", other="Leave it running", other_key="l"), answer)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Recipes", "Show the recipes (1)", lambda: self.action_mode("recipes"))
@@ -484,6 +537,17 @@ class SlothlabApp(App):
                             "(`slothlab check --device`)",
                             self.detect_device)
         yield from super().get_system_commands(screen)
+
+
+def what_stop_saves(state: RunState) -> str:
+    """What a stop now leaves behind: never a checkpoint that cannot be written."""
+    if state.step is not None:
+        return ("it finishes the current step, saves a checkpoint and stops; resume it later "
+                "(r, or from History).")
+    if state.started is not None and state.started.resumed_from_step:
+        return (f"no new step yet, so nothing new is saved; its checkpoint of step "
+                f"{state.started.resumed_from_step} stays for the next resume.")
+    return "no training step has run yet, so nothing will be saved; start it again later."
 
 
 def build_parser() -> argparse.ArgumentParser:

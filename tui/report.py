@@ -26,6 +26,20 @@ from tui import format as fmt
 from tui.runstate import RunState
 
 REPORT_FILE = "report.json"
+# A relative change against a base this close to zero says nothing ("+39900%"): n/a instead.
+NEAR_ZERO = 0.01
+LOWER_IS_BETTER = ("loss", "perplexity")
+
+
+def lower_is_better(name: str) -> bool:
+    return any(word in name for word in LOWER_IS_BETTER)
+
+
+def relative_change(base: float | None, change: float | None) -> float | None:
+    """``change / |base|``, or None when there is no change or ``base`` is near zero."""
+    if base is None or change is None or abs(base) < NEAR_ZERO:
+        return None
+    return change / abs(base)
 
 
 @dataclass
@@ -71,7 +85,7 @@ def _metrics_from_report(data: dict[str, Any]) -> list[MetricRow]:
         change = _num(row.get("change"))
         if change is None and base is not None and tuned is not None:
             change = tuned - base
-        rows.append(MetricRow(str(name), base, tuned, change, _num(row.get("relative"))))
+        rows.append(MetricRow(str(name), base, tuned, change, relative_change(base, change)))
     return rows
 
 
@@ -81,8 +95,7 @@ def _metrics_from_events(state: RunState) -> list[MetricRow]:
     for name in [*base, *(k for k in tuned if k not in base)]:
         b, t = _num(base.get(name)), _num(tuned.get(name))
         change = t - b if b is not None and t is not None else None
-        relative = change / abs(b) if change is not None and b else None
-        rows.append(MetricRow(name, b, t, change, relative))
+        rows.append(MetricRow(name, b, t, change, relative_change(b, change)))
     return rows
 
 

@@ -7,6 +7,7 @@ applied), and marks what you change from there. Esc asks before it drops unsaved
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from rich.text import Text
@@ -24,6 +25,11 @@ from tui.screens.confirm import ConfirmScreen
 from tui.widgets.field_editor import FieldEditor
 from tui.widgets.fit_view import FitView
 from tui.widgets.recipe_form import RecipeForm
+
+# The fields the VRAM estimate reads (kernels_check.fit.estimate).
+FIT_FIELDS = ("model", "tiny", "load_in_4bit", "compute_dtype", "lora_r", "lora_dropout",
+              "target_modules", "batch_size", "gradient_accumulation_steps", "max_seq_length",
+              "gradient_checkpointing", "optimizer")
 
 
 class ConfigureScreen(Screen):
@@ -165,13 +171,26 @@ class ConfigureScreen(Screen):
     async def _estimate_work(self) -> None:
         vram, source = self.app.card_gib()
         view = self.query_one(FitView)
-        recipe = self.recipe
+        recipe = self.recipe or self._fit_recipe()
         if recipe is None:
-            view.update(Text("fix the fields marked in red to see the estimate", style="dim"))
+            bad = [name for name in FIT_FIELDS if name in self.form.invalid]
+            view.update(Text(f"fix {', '.join(bad)} to see the estimate", style="dim"))
             return
         # The form's recipe is what runs (its tiny overrides already applied where tiny is on).
         fit = await asyncio.to_thread(self.app.estimate_fit, recipe, vram)
         view.show(fit, vram, source)
+
+    def _fit_recipe(self) -> Recipe | None:
+        """While another field is invalid, the estimate still shows: the form's values of the
+        fields it reads (FIT_FIELDS) on the recipe as it opened; None if one of those is bad."""
+        form = self.form
+        if any(name in form.invalid for name in FIT_FIELDS):
+            return None
+        try:
+            return dataclasses.replace(self.initial,
+                                       **{name: form.values[name] for name in FIT_FIELDS})
+        except (TypeError, ValueError):
+            return None
 
     # -- actions -----------------------------------------------------------------------
     async def _first_invalid(self) -> None:

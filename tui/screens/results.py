@@ -37,6 +37,11 @@ class ResultsScreen(Screen):
         border: round $primary-darken-2;
         border-title-color: $text-muted;
     }
+    ResultsScreen #metric-help {
+        padding: 0 1;
+        color: $text-muted;
+        height: auto;
+    }
     ResultsScreen #no-report {
         padding: 0 1;
         color: $text-muted;
@@ -69,6 +74,7 @@ class ResultsScreen(Screen):
                 with Vertical(id="metrics-box"):
                     yield Static("", id="no-report")
                     yield MetricsTable()
+                    yield Static("", id="metric-help")
                 with Vertical(id="artifacts-box"):
                     yield ArtifactsView()
             yield AnswersView()
@@ -102,6 +108,11 @@ class ResultsScreen(Screen):
         note.update(message or "")
         note.display = message is not None
         self.query_one(AnswersView).show(results.answers)
+
+    def on_metrics_table_explained(self, event: MetricsTable.Explained) -> None:
+        help_line = self.query_one("#metric-help", Static)
+        help_line.update(event.help)
+        help_line.display = bool(event.help)
 
     def action_back(self) -> None:
         self.app.pop_screen()
