@@ -117,11 +117,15 @@ def loss_at(step: int, speed: float = 1.0) -> float:
 
 
 def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
-              report: bool = False, every: int = 5, speed: float = 1.0) -> Path:
-    """A run directory with events at fixed times: outcome finished | stopped | failed."""
+              report: bool = False, every: int = 5, speed: float = 1.0,
+              settings: dict | None = None) -> Path:
+    """A run directory with events at fixed times: outcome finished | stopped | failed;
+    ``settings``: recipe fields that differ from the demo's."""
     run_dir = runs / name
     run_dir.mkdir(parents=True)
     recipe = load_recipe(bundled()["demo"])
+    if settings:
+        recipe = Recipe(**{**recipe.to_dict(), **settings})
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     rel = f"runs/{name}"
     t = T0
@@ -209,6 +213,7 @@ def past_runs(tmp_path: Path) -> dict[str, Path]:
         "finished": write_run(runs, "20261121-101500-demo", steps=300, until=300,
                               outcome="finished", report=True),
         "stopped": write_run(runs, "20261121-103000-demo", steps=300, until=120,
-                             outcome="stopped", speed=2.0),
+                             outcome="stopped", speed=2.0,
+                             settings={"learning_rate": 0.001, "lora_r": 8}),
         "failed": write_run(runs, "20261121-104500-demo", steps=300, until=15, outcome="failed"),
     }

@@ -29,6 +29,19 @@ def render_samples(samples: list[Sample], step: int | None) -> Group | Text:
     return Group(Text(f"at step {step}", style="dim"), *parts)
 
 
+def render_stage_samples(by_stage: dict[str, tuple[int, list[Sample]]]) -> Group | Text:
+    """The latest samples of each stage, each under its stage's name (one stage: no name)."""
+    if len(by_stage) <= 1:
+        step, samples = next(iter(by_stage.values()), (None, []))
+        return render_samples(samples, step)
+    parts: list = []
+    for stage, (step, samples) in by_stage.items():
+        parts.append(Text(f"── {safe_text(stage or 'run', multiline=False)} ──",
+                          style="bold magenta"))
+        parts.append(render_samples(samples, step))
+    return Group(*parts)
+
+
 class SamplesView(VerticalScroll):
     DEFAULT_CSS = """
     SamplesView {
@@ -45,3 +58,6 @@ class SamplesView(VerticalScroll):
 
     def show(self, samples: list[Sample], step: int | None) -> None:
         self.query_one(Static).update(render_samples(samples, step))
+
+    def show_stages(self, by_stage: dict[str, tuple[int, list[Sample]]]) -> None:
+        self.query_one(Static).update(render_stage_samples(by_stage))
