@@ -57,6 +57,7 @@ class Answer:
     reference: str
     base: str | None
     finetuned: str
+    stage: str = ""  # multi-stage runs: the stage whose evaluation gave it
 
 
 @dataclass
@@ -70,6 +71,10 @@ class Results:
     summary: list[tuple[str, str]] = field(default_factory=list)  # label, value
     eval_split: str = "test"  # where the before/after metrics were measured
     eval_size: int | None = None  # examples in that eval set, when the report says
+    # Multi-stage runs: what each stage measured besides the before / after (tokenizer,
+    # pretrain), in the order the stages ran.
+    stage_metrics: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    staged: bool = False
 
 
 def _num(value: Any) -> float | None:
@@ -124,6 +129,13 @@ def load_results(run_dir: Path | None, state: RunState) -> Results:
                 prompt=str(sample.get("prompt", "")), reference=str(sample.get("reference", "")),
                 base=None if sample.get("base") is None else str(sample["base"]),
                 finetuned=str(sample.get("finetuned", ""))))
+    results.staged = len(state.stages) > 1
+    results.stage_metrics = [(stage, values) for stage, values in state.metrics.items()
+                             if stage not in ("base", "finetuned")]
+    if not results.answers and results.staged:  # each stage's latest samples, labelled
+        results.answers = [Answer(s.prompt, s.reference, None, s.output, stage)
+                           for stage, (_, samples) in state.stage_samples.items()
+                           for s in samples]
     if not results.answers:
         results.answers = [Answer(s.prompt, s.reference, None, s.output) for s in state.samples]
 

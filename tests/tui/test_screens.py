@@ -53,6 +53,11 @@ def text_of(widget) -> str:
     return "\n".join(strip.text for strip in widget.render_lines(widget.region.reset_offset))
 
 
+def showing(app, screen_type: type) -> bool:
+    """The app shows a screen of ``screen_type``, composed and mounted (queries work)."""
+    return isinstance(app.screen, screen_type) and app.screen.is_mounted
+
+
 def words(widget) -> str:
     """``text_of`` with line breaks and runs of spaces as single spaces (text folds)."""
     return " ".join(text_of(widget).split())
@@ -595,11 +600,11 @@ async def test_a_failed_run_shows_the_error_and_the_app_stays_up(make_app, monke
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
         panel = app.screen.query_one(ErrorPanel)
-        await until(pilot, lambda: panel.display and text_of(panel.query_one("Static")).strip(), what="error panel")
+        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
         assert panel.display
-        assert "CUDA out of memory" in text_of(panel.query_one("Static")) and "lower batch_size" in text_of(panel.query_one("Static"))
+        assert "CUDA out of memory" in text_of(panel) and "lower batch_size" in text_of(panel)
         assert (app.live_state.run_dir / "events.jsonl").is_file()
-        assert "run directory is kept" in text_of(panel.query_one("Static")), "there is one to reopen"
+        assert "run directory is kept" in text_of(panel), "there is one to reopen"
         await pilot.press("1")  # still usable
         assert app.current_mode == "recipes"
 
@@ -611,10 +616,10 @@ async def test_refused_input_shows_the_cli_error(make_app, monkeypatch) -> None:
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
         panel = app.screen.query_one(ErrorPanel)
-        await until(pilot, lambda: panel.display and text_of(panel.query_one("Static")).strip(), what="error panel")
-        assert "expected a number" in text_of(panel.query_one("Static"))
+        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
+        assert "expected a number" in text_of(panel)
         assert app.live_state.run_dir is None
-        assert "run directory" not in text_of(panel.query_one("Static")), "refused before a run directory existed"
+        assert "run directory" not in text_of(panel), "refused before a run directory existed"
         bar = app.screen.query_one("RunProgress ProgressBar")
         assert bar.total is not None, "a failed run's bar stands still"
 

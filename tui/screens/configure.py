@@ -79,10 +79,12 @@ class ConfigureScreen(Screen):
     """
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
-        Binding("ctrl+r", "start", "Start run", priority=True),
-        Binding("ctrl+s", "save", "Save as…", priority=True),
+        Binding("ctrl+r", "start", "Start", priority=True),
+        Binding("ctrl+s", "save", "Save as", priority=True),
         Binding("escape", "back", "Back"),
-        Binding("ctrl+pagedown", "group(1)", "Next group", key_display="^PgDn", priority=True),
+        # Written on the form's border: the footer keeps room for q Quit at 80 columns.
+        Binding("ctrl+pagedown", "group(1)", "Next group", key_display="^PgDn", priority=True,
+                show=False),
         Binding("ctrl+pageup", "group(-1)", "Previous group", show=False, priority=True),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,11 +11,23 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from recipes.safe_text import safe_text
-from tui.report import load_results
+from tui.report import Results, load_results
 from tui.runstate import RunState
 from tui.widgets.answers_view import AnswersView
 from tui.widgets.artifacts_view import ArtifactsView
 from tui.widgets.metrics_table import MetricsTable
+
+
+def render_stage_metrics(results: Results) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold magenta", no_wrap=True)
+    grid.add_column(style="dim")
+    grid.add_column(justify="right")
+    for stage, values in results.stage_metrics:
+        for i, (name, value) in enumerate(values.items()):
+            grid.add_row(safe_text(stage, multiline=False) if i == 0 else "",
+                         safe_text(name, multiline=False), f"{value:.4g}")
+    return grid
 
 
 class ResultsScreen(Screen):
@@ -47,6 +60,12 @@ class ResultsScreen(Screen):
         color: $text-muted;
         height: auto;
     }
+    ResultsScreen #stages-box {
+        height: auto;
+        border: round $primary-darken-2;
+        border-title-color: $text-muted;
+        padding: 0 1;
+    }
     ResultsScreen AnswersView {
         height: auto;
     }
@@ -77,6 +96,8 @@ class ResultsScreen(Screen):
                     yield Static("", id="metric-help")
                 with Vertical(id="artifacts-box"):
                     yield ArtifactsView()
+            with Vertical(id="stages-box"):
+                yield Static("", id="stage-metrics")
             yield AnswersView()
         yield Footer()
 
@@ -90,9 +111,14 @@ class ResultsScreen(Screen):
     def action_reload(self) -> None:
         results = load_results(self.state.run_dir, self.state)
         size = f", {results.eval_size} examples" if results.eval_size else ""
+        stage = "finetune · " if results.staged else ""
         self.query_one("#metrics-box").border_title = (
-            f"before / after · {results.eval_split} split{size}")
-        self.query_one(ArtifactsView).show(results.summary, results.artifacts)
+            f"{stage}before / after · {results.eval_split} split{size}")
+        stages_box = self.query_one("#stages-box")
+        stages_box.display = bool(results.stage_metrics)
+        stages_box.border_title = "what each stage measured"
+        self.query_one("#stage-metrics", Static).update(render_stage_metrics(results))
+        self.query_one(ArtifactsView).show(results.summary, results.artifacts, self.state.run_dir)
         note = self.query_one("#no-report", Static)
         table = self.query_one(MetricsTable)
         table.show(results.metrics)

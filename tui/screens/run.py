@@ -17,7 +17,7 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
@@ -72,7 +72,7 @@ class RunScreen(Screen):
     }
     RunScreen #middle {
         height: 1fr;
-        min-height: 8;
+        min-height: 11;
     }
     RunScreen #side {
         width: 36;
@@ -130,7 +130,7 @@ class RunScreen(Screen):
         yield Static(
             "No run yet.\n\nPick a recipe (1) and press s to start it, "
             "or reopen a past run from History (3).", id="empty")
-        with Vertical(id="run-body"):
+        with VerticalScroll(id="run-body"):  # at 80×24 with an error shown, it scrolls
             yield Static("", id="banner")
             yield RunProgress()
             yield ErrorPanel()
@@ -189,6 +189,8 @@ class RunScreen(Screen):
         if started and started.tiny:
             banner.append(" (tiny)", style="dim")
         hint = state.phase if status == "starting" else HINTS.get(status, "")
+        if status == "stopping" and state.step is None:  # never promise a checkpoint
+            hint = "stopping before the first step: nothing to save"
         if self.followed:
             hint = "started outside this window; following its events.jsonl · s stops it"
         banner.append(f"  · {hint}", style="dim")
@@ -319,7 +321,7 @@ class RunScreen(Screen):
         self._draw_plot(state)
 
 
-PLOTS = {"loss": "loss", "lr": "learning rate", "grad": "grad norm"}
+PLOTS = {"loss": "loss", "lr": "lr", "grad": "grad norm"}
 
 
 def plot_title(kind: str, stage: str = "") -> str:

@@ -136,7 +136,7 @@ class _Figure(PlotextPlot):
             labels = ([f"{10 ** t:.3g}" for t in y_ticks] if log
                       else [tick_label(t, step) for t in y_ticks])
             plt.yticks(y_ticks, labels)
-        plt.xlabel(self.owner.x_label)
+        plt.xlabel(self.owner.x_label if height >= 10 else "")  # short: a row for the curves
         return super().render()  # type: ignore[return-value]
 
 

@@ -39,7 +39,10 @@ METRIC_HELP = {
 
 def metric_help(name: str) -> str:
     """One line on what ``name`` measures ("rougeL", "f1/xnli/hau", "eval_loss/as")."""
-    base = name.split("/", 1)[0]
+    aliases = {key.lower().replace("_", ""): key for key in METRIC_HELP}
+    head, _, tail = name.partition("/")
+    base = aliases.get(head.lower().replace("_", ""), head)
+    name = f"{base}/{tail}" if tail else base
     if name in METRIC_HELP:
         return METRIC_HELP[name]
     if base in METRIC_HELP:

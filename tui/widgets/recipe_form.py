@@ -94,6 +94,7 @@ class RecipeForm(Vertical):
         self.recipe: Recipe | None = recipe
         self.errors: list[str] = []
         self.border_title = "recipe fields"
+        self.border_subtitle = "^PgDn / ^PgUp: next / previous group"
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
