@@ -34,6 +34,7 @@ from tui.device import DeviceInfo, probe_device
 from tui.driver import DriverReport, query_driver
 from tui.format import short_path
 from tui.messages import DeviceDetected, DriverDetected, RunEnded
+from tui.questions import cpu_start_question, discard_question, quit_question, stop_question
 from tui.runner import SLOTHLAB, STOP_GRACE_SECONDS, RunProcess, RunSpec
 from tui.runstate import RunState
 from tui.screens.confirm import OTHER, ConfirmScreen
@@ -318,28 +319,13 @@ class SlothlabApp(App):
         if tiny or not (device.pending or (device.known and not device.cuda)):
             start(spec)  # a GPU, or a failed check: the run picks its backend and says why
             return
-        question = ("No CUDA GPU here: a full recipe trains on the CPU (hours, and needs the "
-                    "model from the hub). Start anyway?")
-        if device.pending:
-            question = ("The GPU check is still running. Without a CUDA GPU a full recipe trains "
-                        "on the CPU (hours, and needs the model from the hub). Start anyway?")
-
         def answer(choice: bool | str | None) -> None:
             if choice == OTHER and tiny_spec is not None:
                 start(tiny_spec)
             elif choice is True:
                 start(spec)
 
-        if tiny_spec is None:
-            self.push_screen(ConfirmScreen(
-                question, "Tiny mode is not offered: this recipe's tiny_overrides do "
-                "not load (slothlab --tiny refuses it).", yes="Start anyway", no="Cancel"),
-                answer)
-            return
-        self.push_screen(ConfirmScreen(
-            question, "Tiny mode runs the same pipeline on a random miniature and the sample "
-            "data: a minute or two on a CPU, offline.", yes="Start anyway", no="Cancel",
-            other="Tiny mode instead"), answer)
+        self.push_screen(cpu_start_question(device.pending, tiny_spec is not None), answer)
 
     def resume_run(self, run_dir: Path) -> None:
         state = RunState.from_run_dir(run_dir)
@@ -399,9 +385,7 @@ class SlothlabApp(App):
                 self.live.request_stop()
 
         assert self.live_state is not None
-        saves = what_stop_saves(self.live_state)
-        self.push_screen(ConfirmScreen("Stop the run?", saves[0].upper() + saves[1:], yes="Stop"),
-                         answer)
+        self.push_screen(stop_question(self.live_state), answer)
 
     def confirm_stop_pid(self, pid: int) -> None:
         """Stop a run this app did not start (it wrote its pid; pid_alive checked it)."""
@@ -466,17 +450,12 @@ class SlothlabApp(App):
         with a checkpoint, leave it running, or cancel."""
         unsaved = list(getattr(self.screen, "unsaved", None) or [])
         if unsaved and not self._quitting:
-            shown = ", ".join(unsaved[:6]) + (f" and {len(unsaved) - 6} more"
-                                              if len(unsaved) > 6 else "")
 
             async def discard(yes: bool | str | None) -> None:
                 if yes is True:
                     await self._quit_run_question()
 
-            self.push_screen(ConfirmScreen(
-                "Quit and discard your changes?",
-                f"Changed: {shown}. ctrl+s saves them as a new recipe.",
-                yes="Discard and quit", no="Keep editing"), discard)
+            self.push_screen(discard_question(unsaved), discard)
             return
         await self._quit_run_question()
 
@@ -486,10 +465,6 @@ class SlothlabApp(App):
             return
         state = self.live_state
         assert state is not None
-        stop = "Stop: " + what_stop_saves(state)
-        leave = ("Leave it running: it keeps training after this window closes (as it would "
-                 "after a closed terminal); follow or stop it from History (3) later, or with "
-                 "slothlab --resume once it stopped.")
 
         async def answer(choice: bool | str | None) -> None:
             if self.live is None or not choice:
@@ -509,9 +484,7 @@ class SlothlabApp(App):
                 await asyncio.sleep(0.1)
             self.exit()
 
-        self.push_screen(ConfirmScreen(
-            "A run is in progress. Quit?", f"{stop}\n{leave}", yes="Stop and quit",
-            no="Cancel", other="Leave it running", other_key="l"), answer)
+        self.push_screen(quit_question(state), answer)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Recipes", "Show the recipes (1)", lambda: self.action_mode("recipes"))
@@ -525,7 +498,7 @@ class SlothlabApp(App):
                 yield SystemCommand(f"Configure {entry.name}", f"Edit {entry.name} before a run",
                                     lambda e=entry: self.configure(e), discover=False)
         if self.run_active:
-            yield SystemCommand("Stop run", "Stop gracefully (checkpoint saved)",
+            yield SystemCommand("Stop run", "Stop gracefully (a checkpoint once a step has run)",
                                 self.action_stop_run)
         yield SystemCommand("Resume run", "Resume the stopped run", self.action_resume_last)
         yield SystemCommand(f"Tiny mode {'off' if self.tiny else 'on'}",
@@ -537,17 +510,6 @@ class SlothlabApp(App):
                             "(`slothlab check --device`)",
                             self.detect_device)
         yield from super().get_system_commands(screen)
-
-
-def what_stop_saves(state: RunState) -> str:
-    """What a stop now leaves behind: never a checkpoint that cannot be written."""
-    if state.step is not None:
-        return ("it finishes the current step, saves a checkpoint and stops; resume it later "
-                "(r, or from History).")
-    if state.started is not None and state.started.resumed_from_step:
-        return (f"no new step yet, so nothing new is saved; its checkpoint of step "
-                f"{state.started.resumed_from_step} stays for the next resume.")
-    return "no training step has run yet, so nothing will be saved; start it again later."
 
 
 def build_parser() -> argparse.ArgumentParser:
