@@ -40,10 +40,10 @@ class ResultsScreen(Screen):
         height: auto;
     }
     ResultsScreen #metrics-box {
-        width: 3fr;
+        width: 1fr;
     }
     ResultsScreen #artifacts-box {
-        width: 2fr;
+        width: 1fr;
     }
     ResultsScreen #artifacts-box, ResultsScreen #metrics-box {
         height: auto;

@@ -23,6 +23,7 @@ def wrap_path(path: str, width: int) -> str:
     if width <= 0 or len(path) <= width:
         return path
     pieces = [p + "/" for p in path.split("/")[:-1]] + [path.rsplit("/", 1)[-1]]
+    pieces = [p for p in pieces if p]  # a trailing "/" leaves no empty last line
     lines, line = [], ""
     for piece in pieces:
         if line and len(line) + len(piece) > width:
