@@ -584,7 +584,10 @@ async def test_run_start_stop_resume_results(make_app, monkeypatch) -> None:
         resumed = app.live_state
         await until(pilot, lambda: resumed.status == "finished", what="finished")
         assert resumed.run_dir == state.run_dir
-        assert resumed.train_loss.points()[0][0] == 1, "the history before the stop is kept"
+        # (a slow machine streams hundreds of steps before the stop: the series is then
+        # downsampled, its first point the end of its first bucket)
+        series = resumed.train_loss
+        assert series.points()[0][0] <= series.stride, "the history before the stop is kept"
         await pilot.pause(0.3)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
@@ -662,7 +665,7 @@ async def test_history_lists_runs_and_compares_them(make_app, past_runs) -> None
         await pilot.press("3")
         table = app.screen.query_one(RunsTable)
         await until(pilot, lambda: table.row_count == 3)
-        statuses = [str(table.get_row_at(i)[3]) for i in range(3)]
+        statuses = [str(table.get_row_at(i)[2]) for i in range(3)]
         assert statuses == ["failed", "stopped", "finished"]
         await pilot.press("c")  # fewer than two marked: a hint, no screen
         assert not isinstance(app.screen, CompareScreen)
@@ -728,7 +731,7 @@ async def test_a_running_run_is_followed(make_app, past_runs, monkeypatch) -> No
         await pilot.press("3")
         table = app.screen.query_one(RunsTable)
         await until(pilot, lambda: table.row_count == 4)
-        assert str(table.get_row_at(0)[3]) == "running"
+        assert str(table.get_row_at(0)[2]) == "running"
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunScreen))
         state = app.screen.state

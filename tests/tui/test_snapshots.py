@@ -96,8 +96,11 @@ def test_configure_training_tab(snap_compare, app, size) -> None:
 def test_configure_invalid_field(snap_compare, app, size) -> None:
     async def before(pilot) -> None:
         await pilot.press("enter")
-        await wait_for(pilot, lambda: hasattr(pilot.app.screen, "form"), "the form")
+        # the form focuses its first field after its first paint (which shows that field's
+        # tab): wait for it, or it could switch back from the field shown below
+        await wait_for(pilot, lambda: isinstance(pilot.app.focused, Input), "the first field")
         editor = await pilot.app.screen.form.show_field("learning_rate")
+        editor.query_one(Input).focus()  # as a person typing there: its tab stays shown
         editor.query_one(Input).value = "fast"
         await settle(pilot)
 

@@ -137,7 +137,7 @@ class ResultsScreen(Screen):
 
     def on_metrics_table_explained(self, event: MetricsTable.Explained) -> None:
         help_line = self.query_one("#metric-help", Static)
-        help_line.update(event.help)
+        help_line.update(Text(event.help))  # text, not markup
         help_line.display = bool(event.help)
 
     def action_back(self) -> None:

@@ -116,7 +116,7 @@ class MetricsTable(DataTable):
         rows = self.rows_shown
         if not rows or not 0 <= self.cursor_row < len(rows):
             return ""
-        return metric_help(rows[self.cursor_row].name)
+        return safe_text(metric_help(rows[self.cursor_row].name), multiline=False)
 
     def _explain(self) -> None:
         self.tooltip = self.current_help or None
