@@ -76,7 +76,8 @@ class ResultsScreen(Screen):
         width: 1fr;
     }
     """
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    # Side by side only where a metrics table with long names fits beside the run box.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "reload", "Reload"),
