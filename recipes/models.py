@@ -8,7 +8,9 @@ miniaturised without its config.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Chat templates written for slothlab; each renders exactly what the model's own template
 # renders for system/user/assistant turns (checked against the real tokenizers in the tests).
@@ -143,3 +145,33 @@ ALIASES: dict[str, str] = {
 
 def model_info(model_id: str) -> ModelInfo | None:
     return KNOWN_MODELS.get(ALIASES.get(model_id, model_id))
+
+
+# Layers peft can adapt in every model above besides its linear ones (the embedding, the head).
+ALWAYS_ADAPTABLE = ("embed_tokens", "lm_head")
+
+
+def linear_modules_of(model_id: str) -> tuple[str, ...] | None:
+    """The linear layer names LoRA can target in ``model_id``: from the table above, or from a
+    local folder's config.json whose ``model_type`` the table knows; None when not known."""
+    info = model_info(model_id)
+    if info is not None:
+        return info.linear_modules
+    config = Path(model_id).expanduser() / "config.json"
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return next((m.linear_modules for m in KNOWN_MODELS.values() if m.model_type == model_type),
+                None)
+
+
+def unknown_target_modules(model_id: str, target_modules: list[str]) -> list[str]:
+    """The names in ``target_modules`` that match no layer of ``model_id`` (peft matches a name
+    or a dotted path's last part: "self_attn.q_proj"). Empty when every name matches, for
+    "all-linear", and for a model this table does not know (it is not refused)."""
+    known = linear_modules_of(model_id)
+    if known is None:
+        return []
+    allowed = {*known, *ALWAYS_ADAPTABLE, "all-linear"}
+    return [name for name in target_modules if name.rsplit(".", 1)[-1] not in allowed]

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from recipes.errors import RecipeError
-from recipes.models import CHAT_TEMPLATES
+from recipes.models import CHAT_TEMPLATES, linear_modules_of, unknown_target_modules
 
 METRIC_NAMES = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match",
                 "accuracy", "weighted_f1", "zindi")
@@ -466,6 +466,12 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         if not getattr(recipe, name):
             raise RecipeError(f"field '{name}' must not be empty", where=where,
                               fix=FIELDS[name].metadata["help"])
+    modules = unknown_target_modules(recipe.model, recipe.target_modules)
+    if modules:
+        raise RecipeError(
+            f"target_modules {', '.join(modules)}: no such layer in {recipe.model}", where=where,
+            fix=f"its linear layers are {', '.join(linear_modules_of(recipe.model) or ())} "
+                "(or all-linear)")
     unknown = [m for m in recipe.metrics if m not in METRIC_NAMES]
     if unknown:
         raise RecipeError(f"unknown metric(s) {', '.join(unknown)}", where=where,

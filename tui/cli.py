@@ -94,6 +94,13 @@ def cmd_list(as_json: bool = False) -> int:
         print(json.dumps({"recipes": rows}, indent=2))
         return EXIT_OK
     from rich.table import Table
+    from rich.text import Text
+
+    from recipes.safe_text import safe_text
+
+    def cell(value: object, style: str = "", multiline: bool = False) -> Text:
+        # Text, not markup ("[INST]" stays as it is); control characters shown as escapes
+        return Text(safe_text(value, multiline=multiline), style=style)
 
     table = Table(title="slothlab recipes (VRAM: estimated peak with the unsloth backend; "
                         "`slothlab check --vram N` says what fits a card)", title_justify="left")
@@ -102,13 +109,14 @@ def cmd_list(as_json: bool = False) -> int:
     table.add_column("description", overflow="fold", min_width=20)
     for row in rows:
         if "error" in row:
-            table.add_row(row["recipe"], "", "", "", "", f"[red]invalid: {row['error']}[/]")
+            table.add_row(cell(row["recipe"]), "", "", "", "",
+                          cell(f"invalid: {row['error']}", "red", multiline=True))
             continue
         model = f"{row['model']} (tiny: CPU)" if row["tiny"] else row["model"]
         vram = ("none (CPU)" if row["tiny"] else f"{row['vram_gib']:.1f} GiB"
                 if row["vram_gib"] else f"? ({row['vram_note']})")
-        table.add_row(row["recipe"], row["task"], model, row["dataset"], vram,
-                      row["description"])
+        table.add_row(cell(row["recipe"]), cell(row["task"]), cell(model), cell(row["dataset"]),
+                      cell(vram), cell(row["description"], multiline=True))
     _console().print(table)
     return EXIT_OK
 

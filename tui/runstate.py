@@ -52,6 +52,10 @@ class RunState:
         # series per stage; ``train_loss``/``eval_loss`` are the current stage's.
         self.stage = ""
         self.series: dict[str, tuple[Series, Series]] = {"": (Series(), Series())}
+        # Learning rate and grad norm per stage, for the Run screen's other plots.
+        self.schedule: dict[str, tuple[Series, Series]] = {"": (Series(), Series())}
+        # The latest greedy samples of each stage: stage -> (step, samples).
+        self.stage_samples: dict[str, tuple[int, list[ev.Sample]]] = {}
         self.last_eval: ev.Eval | None = None
         self.samples: list[ev.Sample] = []
         self.samples_step: int | None = None
@@ -83,12 +87,21 @@ class RunState:
         return self.series[self.stage][1]
 
     @property
+    def learning_rate(self) -> Series:
+        return self.schedule[self.stage][0]
+
+    @property
+    def grad_norm(self) -> Series:
+        return self.schedule[self.stage][1]
+
+    @property
     def stages(self) -> list[str]:
         return [name for name, (train, _) in self.series.items() if name or len(train)]
 
     def _enter_stage(self, stage: str) -> None:
         if stage != self.stage:
             self.series.setdefault(stage, (Series(), Series()))
+            self.schedule.setdefault(stage, (Series(), Series()))
             self.stage = stage
 
     # -- building ----------------------------------------------------------------------
@@ -139,8 +152,8 @@ class RunState:
         self.error = ""
         self._segment_start = e.time
         if e.resumed_from_step:
-            self.train_loss.truncate_after(e.resumed_from_step)
-            self.eval_loss.truncate_after(e.resumed_from_step)
+            for series in (self.train_loss, self.eval_loss, self.learning_rate, self.grad_norm):
+                series.truncate_after(e.resumed_from_step)
             self.note(f"{self._stamp(e)} resumed {e.recipe} from step {e.resumed_from_step}",
                       "bold")
         else:
@@ -170,6 +183,9 @@ class RunState:
             self.peak_mb = max(self.peak_mb, e.memory.peak_mb, e.memory.now_mb)
         self.total_steps = e.total_steps or self.total_steps
         self.train_loss.add(e.step, e.loss)
+        self.learning_rate.add(e.step, e.learning_rate)
+        if e.grad_norm is not None:
+            self.grad_norm.add(e.step, e.grad_norm)
         if self._segment_first is None:
             self._segment_first = e
         grad = f" grad {e.grad_norm:.3g}" if e.grad_norm is not None else ""
@@ -185,6 +201,7 @@ class RunState:
         if e.samples:
             self.samples = list(e.samples)
             self.samples_step = e.step
+            self.stage_samples[self.stage] = (e.step, list(e.samples))
         ppl = f" · perplexity {e.perplexity:.2f}" if e.perplexity is not None else ""
         loss = f"loss {e.loss:.4f}" if e.loss is not None else "no loss"
         stage = f"{self.stage} " if self.stage else ""

@@ -48,7 +48,7 @@ def device(kind: str) -> int:
     print(json.dumps({
         "torch": "2.14.1", "cuda_available": gpu, "gpu_name": "NVIDIA GeForce RTX 3060" if gpu
         else None, "vram_total_gib": 12.0 if gpu else None, "vram_free_gib": 11.2 if gpu else None,
-        "bf16": gpu, "unsloth": "2026.10.7", "unsloth_importable": gpu,
+        "bf16": gpu, "unsloth": "2026.10.9", "unsloth_importable": True,
         "backend": "unsloth" if gpu else "reference",
         "backend_reason": "CUDA device and unsloth importable" if gpu
         else "no CUDA device: reference backend (transformers + bitsandbytes + peft)"}))
