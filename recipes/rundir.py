@@ -210,3 +210,26 @@ def read_done(folder: Path) -> dict[str, Any] | None:
     """A stage folder's summary, or None while the stage has not finished."""
     path = folder / DONE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def resume_point(run_dir: Path, stages: list[str]) -> tuple[str, Path | None] | None:
+    """(the stage a --resume continues, its newest whole checkpoint or None to start the stage
+    afresh) for a run of ``stages`` (empty: an ordinary one-stage recipe); None when every
+    stage is done. A light check (no torch): what the TUI shows before resuming."""
+    for stage in stages or ["finetune"]:
+        folder = stage_folder(run_dir, stage, staged=bool(stages))
+        if read_done(folder) is None:
+            return stage, latest_checkpoint(folder)
+    return None
+
+
+def recipe_stages(run_dir: Path) -> list[str]:
+    """The stages a run's recipe.yaml lists (empty for an ordinary recipe), read without the schema."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run_dir / RECIPE_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    stages = data.get("stages") if isinstance(data, dict) else None
+    return [str(s) for s in stages] if isinstance(stages, list) else []

@@ -328,10 +328,19 @@ class SlothlabApp(App):
         self.push_screen(cpu_start_question(device.pending, tiny_spec is not None), answer)
 
     def resume_run(self, run_dir: Path) -> None:
+        from recipes.lock import holder
+
         state = RunState.from_run_dir(run_dir)
-        if not state.resumable:
-            self.notify("this run has no checkpoint to resume from", severity="warning")
+        pid = holder(run_dir)
+        if pid is not None:  # trained by another process now: follow it instead
+            self.notify(f"this run is training in another process (pid {pid}): following it",
+                        severity="warning")
+            self.open_run(run_dir)
             return
+        if not state.resumable:
+            self.notify("this run has no whole checkpoint to resume from", severity="warning")
+            return
+        self.notify(f"resuming from {state.resume_from}")
         self.start_run(RunSpec(resume_dir=run_dir), state)
 
     def start_run(self, spec: RunSpec, state: RunState | None = None) -> bool:

@@ -118,6 +118,16 @@ def loss_at(step: int, speed: float = 1.0) -> float:
     return 0.9 + 6.0 * math.exp(-step * speed / 40) + 0.08 * math.sin(step / 3)
 
 
+def whole_checkpoint(folder: Path) -> None:
+    """A checkpoint folder a resume accepts (placeholder files and the completion marker)."""
+    from recipes.rundir import STATE_FILES, mark_complete
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("adapter_model.safetensors", *STATE_FILES):
+        (folder / name).write_text("{}", encoding="utf-8")
+    mark_complete(folder)
+
+
 def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
               report: bool = False, every: int = 5, speed: float = 1.0,
               settings: dict | None = None) -> Path:
@@ -151,7 +161,7 @@ def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
                 ev.Sample("Name a primary colour.", "Red.", "Blue.")], time=t + 0.01))
             out.append(ev.Checkpoint(step=step, path=f"{rel}/checkpoints/checkpoint-{step}",
                                      time=t + 0.02))
-            (run_dir / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+            whole_checkpoint(run_dir / "checkpoints" / f"checkpoint-{step}")
     if outcome == "finished":
         out.append(ev.Metrics(stage="base", values={"rouge_l": 0.121, "exact_match": 0.0},
                               time=t + 1))
@@ -161,7 +171,7 @@ def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
                                adapter_dir=f"{rel}/adapter", seconds=t + 3 - T0, time=t + 3))
         (run_dir / "adapter").mkdir()
     elif outcome == "stopped":
-        (run_dir / "checkpoints" / f"checkpoint-{until}").mkdir(parents=True, exist_ok=True)
+        whole_checkpoint(run_dir / "checkpoints" / f"checkpoint-{until}")
         out.append(ev.Checkpoint(step=until, path=f"{rel}/checkpoints/checkpoint-{until}",
                                  time=t + 0.5))
         out.append(ev.Stopped(step=until, checkpoint=f"{rel}/checkpoints/checkpoint-{until}",

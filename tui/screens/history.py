@@ -17,6 +17,7 @@ from recipes.errors import SlothlabError
 from recipes.safe_text import safe_text
 from tui.format import short_path
 from tui.history import RunSummary, delete_run, scan_runs, write_notes
+from tui.runstate import RunState
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
 from tui.widgets.loss_plot import Curve, LossPlot
@@ -109,6 +110,8 @@ class HistoryScreen(Screen):
             return
         run = self.table.current
         plot.border_title = f"loss · {safe_text(run.label, multiline=False)}" if run else "loss"
+        resume_from = RunState.from_run_dir(run.path).resume_from if run else None
+        plot.border_subtitle = f"r resumes from {resume_from}" if resume_from else ""
         plot.border_subtitle = safe_text(run.note, multiline=False)[:80] if run else ""
         plot.set_curves(run_curves([run], with_eval=True) if run else [])
 

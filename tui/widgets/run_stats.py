@@ -45,6 +45,10 @@ def render_setup(state: RunState) -> Table:
     if started is not None:
         grid.add_row("on", Text(safe_text(started.backend, multiline=False), style="cyan"))
         grid.add_row("", Text(safe_text(started.device), style="dim"))
+    settings = state.preflight.settings if state.preflight is not None else {}
+    for label, key in (("optim", "optimizer"), ("dtype", "compute dtype"), ("4-bit", "weights")):
+        if key in settings:
+            grid.add_row(label, Text(safe_text(settings[key]), style="dim"))
     return grid
 
 
