@@ -10,6 +10,7 @@
     slothlab tui [--runs-dir DIR] [--tiny] [--light]   # ... with options
     slothlab check [--vram 6] [--json]         # device report, kernel numerics, VRAM fit
     slothlab eval RUN_DIR [--base]             # re-run a finished run's evaluation
+    slothlab export RUN_DIR --to merged|gguf|ollama [--dtype T]   # use it elsewhere
 
 Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
 so `slothlab --help` and `--list` answer at once.
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  slothlab check               device report, kernel numerics, VRAM fit "
                "(--vram N, --recipe NAME)\n"
                "  slothlab eval RUN_DIR        re-run a finished run's before/after evaluation\n"
+               "  slothlab export RUN_DIR --to merged|gguf|ollama   merged 16-bit model, GGUF "
+               "(llama.cpp) or Ollama model\n"
                "\nexamples:\n"
                "  slothlab --recipe demo                       the tiny demo (CPU, offline)\n"
                "  slothlab --recipe medqa-tinyllama --set max_steps=30 --json\n"
@@ -215,7 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = ("check", "eval", "tui")
+SUBCOMMANDS = ("check", "eval", "export", "tui")
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
@@ -225,6 +228,10 @@ def run_subcommand(name: str, argv: list[str]) -> int:
         from kernels_check.cli import main as check_main
 
         return check_main(argv)
+    if name == "export":
+        from tui.export import main as export_main
+
+        return export_main(argv)
     from recipes.evaluate import main as eval_main
 
     return eval_main(argv)
