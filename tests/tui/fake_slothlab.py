@@ -61,6 +61,10 @@ def loss_at(step: int) -> float:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["check"]:
         return device(os.environ.get("FAKE_DEVICE", "cpu"))
+    if argv[:1] == ["export"]:
+        from fake_export import main as export_main  # tests/tui/fake_export.py
+
+        return export_main(argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])

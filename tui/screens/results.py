@@ -55,6 +55,7 @@ class ResultsScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "reload", "Reload"),
+        Binding("e", "export", "Export"),
     ]
 
     def __init__(self, state: RunState) -> None:
@@ -104,3 +105,14 @@ class ResultsScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_export(self) -> None:
+        """Merged model / GGUF / Ollama, in a `slothlab export --json` subprocess."""
+        from tui.runner import SLOTHLAB
+        from tui.screens.export import ExportScreen
+
+        if self.state.run_dir is None:
+            self.notify("this run has no folder to export from")
+            return
+        self.app.push_screen(ExportScreen(self.state.run_dir,
+                                          getattr(self.app, "slothlab", SLOTHLAB)))
