@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recipes.errors import SlothlabError
+from recipes.errors import ExportError, SlothlabError
 from recipes.rundir import (
     RECIPE_FILE,
     STAGES_DIR,
@@ -56,10 +56,6 @@ MARKER = "slothlab_export.json"  # written in every export folder: what it holds
 SLACK_BYTES = 64 * 2**20  # tokenizer, configs, filesystem overhead
 
 Progress = Callable[[str, float, float, str], None]  # stage, done, total, message
-
-
-class ExportError(SlothlabError):
-    """An export that cannot be made; nothing was written under the final name."""
 
 
 @dataclass

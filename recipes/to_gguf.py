@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from recipes.errors import SlothlabError
+from recipes.errors import ExportError
 
 CONVERTER_TYPES = ("f16", "bf16", "q8_0")
 # llama-quantize's types and their approximate bits per weight (for the disk check).
@@ -36,7 +36,7 @@ QUANT_LINE = re.compile(r"\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
 Progress = Callable[[str, float, float, str], None]
 
 
-class ConversionError(SlothlabError):
+class ConversionError(ExportError):
     """llama.cpp's tools refused or failed; nothing was kept."""
 
 

@@ -21,15 +21,18 @@ DEMO_DATA = str(ROOT / "data" / "demo_qa.jsonl")
 
 
 def tiny_recipe(model: str, **fields) -> Recipe:
-    name = fields.pop("name", model.split("/")[-1].lower())
-    return Recipe(name=name, model=model, tiny=True, dataset=DEMO_DATA, sample_dataset=DEMO_DATA,
-                  dataset_format="sharegpt", max_seq_length=128, max_new_tokens=24,
-                  target_modules=list(model_info(model).linear_modules), **fields)
+    name = fields.pop("name", model.rstrip("/").split("/")[-1].lower())
+    info = model_info(model)
+    fields.setdefault("target_modules", list(info.linear_modules) if info else
+                      ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    fields.setdefault("tiny", True)
+    return Recipe(name=name, model=model, dataset=DEMO_DATA, sample_dataset=DEMO_DATA,
+                  dataset_format="sharegpt", max_seq_length=128, max_new_tokens=24, **fields)
 
 
-def make_run(root: Path, model: str, cache: Path, *, base_folder: Path | None = None,
-             **fields) -> Path:
-    """A finished-looking tiny run of ``model`` (or of the model folder ``base_folder``)."""
+def make_run(root: Path, model: str, cache: Path, **fields) -> Path:
+    """A finished-looking run of ``model``: a tiny run of a known model, or (``tiny=False``) a
+    run whose base is the local model folder ``model``."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -38,19 +41,20 @@ def make_run(root: Path, model: str, cache: Path, *, base_folder: Path | None = 
     from recipes.tiny import build_tiny_model, tokenizer_corpus
 
     recipe = tiny_recipe(model, **fields)
-    if base_folder is None:
-        examples, _, _ = load_examples(recipe, recipe.dataset)
-        base_folder = build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache)
     run_dir = root / f"20261201-000000-{recipe.name}"
     run_dir.mkdir(parents=True)
     (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
     (run_dir / EVENTS_FILE).write_text("", encoding="utf-8")
-    shutil.copytree(base_folder, run_dir / BASE)
+    if recipe.tiny:
+        examples, _, _ = load_examples(recipe, recipe.dataset)
+        shutil.copytree(build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache),
+                        run_dir / BASE)
+    base_dir = run_dir / BASE if recipe.tiny else Path(model)
     torch.manual_seed(1)
-    base = AutoModelForCausalLM.from_pretrained(run_dir / BASE, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     config = LoraConfig(r=8, lora_alpha=16, target_modules=recipe.target_modules,
                         init_lora_weights=False, task_type="CAUSAL_LM")
     model_with_adapter = get_peft_model(base, config)
     model_with_adapter.save_pretrained(run_dir / ADAPTER)
-    AutoTokenizer.from_pretrained(run_dir / BASE).save_pretrained(run_dir / ADAPTER)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(run_dir / ADAPTER)
     return run_dir
