@@ -207,7 +207,7 @@ def test_byte_level_bpe_miniatures_are_refused_for_gguf(run_of, arch: str) -> No
     error = info.value
     assert MODELS[arch] in error.what and "byte-level BPE" in error.what
     assert "--to merged works" in error.fix
-    assert not (run_of(arch) / "export").exists()
+    assert not (run_of(arch) / "export" / "gguf-f16").exists()
 
 
 def test_ollama_export_writes_gguf_and_modelfile(run_of, export_of) -> None:
