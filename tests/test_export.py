@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from recipes.export import ExportError, load_merged, plan_export, run_export
+from recipes.export import ExportError, plan_export, run_export
+from recipes.merge import load_merged
 from tests.export_runs import make_run
 
 pytestmark = pytest.mark.slow
