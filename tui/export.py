@@ -131,8 +131,8 @@ def usage(result: Any) -> list[str]:
         return ["next:", f"  {result.command}",
                 f"  ollama run {result.command.split()[2]}"]
     if ggufs:
-        return ["next:", f"  llama-cli -m {ggufs[0]} -cnv        # chat (llama.cpp)",
-                f"  llama-server -m {ggufs[0]}           # OpenAI-compatible server"]
+        return ["next: chat with llama.cpp, or serve it (an OpenAI-compatible server):",
+                f"  llama-cli -m {ggufs[0]} -cnv", f"  llama-server -m {ggufs[0]}"]
     return ["next (Python):",
             "  from transformers import AutoModelForCausalLM, AutoTokenizer",
             f"  model = AutoModelForCausalLM.from_pretrained('{result.out}')",

@@ -74,7 +74,7 @@ class ExportScreen(ModalScreen[None]):
         padding-top: 1;
     }
     ExportScreen ProgressBar {
-        padding-bottom: 1;
+        margin-bottom: 1;
     }
     ExportScreen #export-result {
         height: auto;
