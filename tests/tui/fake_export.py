@@ -1,6 +1,7 @@
 """`slothlab export ... --json` for the TUI tests: the real protocol, no torch, instant.
 
-FAKE_EXPORT=ok | fail | crash | slow (ok, but waits for SIGINT between stages). It writes a
+FAKE_EXPORT=ok | fail | crash | slow (ok, half a second a step) | hang (waits for SIGINT after
+the first step). It writes a
 small file into RUN_DIR/export/<to>-<dtype>/ and records its arguments there (args.json).
 """
 
@@ -40,6 +41,8 @@ def main(argv: list[str]) -> int:
             time.sleep(0.5 if mode == "slow" else 0.01)
             emit("export_progress", stage="convert", done=done, total=10,
                  message=f"blk.{done}.attn_q.weight -> Q8_0")
+            if mode == "hang":
+                time.sleep(3600)
             if mode == "crash" and done == 4:
                 print("Traceback (most recent call last):\nRuntimeError: killed by the OOM "
                       "killer", file=sys.stderr, flush=True)

@@ -104,7 +104,7 @@ async def test_a_crashing_export_leaves_the_app_up(make_app, past_runs, monkeypa
 
 
 async def test_esc_stops_a_running_export(make_app, past_runs, monkeypatch) -> None:
-    monkeypatch.setenv("FAKE_EXPORT", "slow")
+    monkeypatch.setenv("FAKE_EXPORT", "hang")
     run_dir = past_runs["finished"]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
