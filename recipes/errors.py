@@ -44,3 +44,7 @@ class RunDirError(SlothlabError):
 
 class BackendError(SlothlabError):
     """The requested backend cannot run on this machine."""
+
+
+class ExportError(SlothlabError):
+    """A run cannot be exported as asked (slothlab export); nothing was written."""

@@ -75,6 +75,9 @@ class ModelInfo:
     num_conv_layers: int = 0
     params: int = 0  # published parameter count, for sanity checks
     verified: bool = True  # False where the numbers come from secondary sources
+    # "sentencepiece" (a tokenizer.model: Llama-2 / TinyLlama, Gemma) or "bpe" (byte-level BPE:
+    # Llama-3, LFM2). Tiny mode trains the same kind; llama.cpp's converter needs to know it.
+    tokenizer_kind: str = "bpe"
 
     @property
     def head_size(self) -> int:
@@ -87,6 +90,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         intermediate_size=5632, num_layers=22, num_heads=32, num_kv_heads=4, vocab_size=32000,
         tied_embeddings=False, chat_format="zephyr", bos_token="<s>", eos_token="</s>",
         pad_token="</s>", unk_token="<unk>", params=1_100_048_384,
+        tokenizer_kind="sentencepiece",
     ),
     "meta-llama/Llama-3.2-3B-Instruct": ModelInfo(
         model_type="llama", architecture="LlamaForCausalLM", hidden_size=3072,
@@ -118,13 +122,14 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         intermediate_size=2048, num_layers=18, num_heads=4, num_kv_heads=1, vocab_size=262144,
         tied_embeddings=True, chat_format="gemma", bos_token="<bos>", eos_token="<end_of_turn>",
         pad_token="<pad>", unk_token="<unk>", extra_special_tokens=("<start_of_turn>", "<eos>"),
-        head_dim=256, params=268_098_176,
+        head_dim=256, params=268_098_176, tokenizer_kind="sentencepiece",
     ),
     "lelapa/InkubaLM-0.4B": ModelInfo(
         model_type="llama", architecture="LlamaForCausalLM", hidden_size=2048,
         intermediate_size=5632, num_layers=8, num_heads=32, num_kv_heads=32, vocab_size=61788,
         tied_embeddings=False, chat_format="", bos_token="<s>", eos_token="</s>",
         pad_token="</s>", unk_token="<unk>", params=421_939_200, verified=False,
+        tokenizer_kind="sentencepiece",
     ),
 }
 # Unsloth's pre-quantised repos hold the same architecture as their source model.

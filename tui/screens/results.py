@@ -82,6 +82,7 @@ class ResultsScreen(Screen):
         Binding("escape", "back", "Back"),
         Binding("r", "reload", "Reload"),
         Binding("t", "chat", "Chat"),
+        Binding("e", "export", "Export"),
     ]
 
     def __init__(self, state: RunState) -> None:
@@ -148,3 +149,14 @@ class ResultsScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_export(self) -> None:
+        """Merged model / GGUF / Ollama, in a `slothlab export --json` subprocess."""
+        from tui.runner import SLOTHLAB
+        from tui.screens.export import ExportScreen
+
+        if self.state.run_dir is None:
+            self.notify("this run has no folder to export from")
+            return
+        self.app.push_screen(ExportScreen(self.state.run_dir,
+                                          getattr(self.app, "slothlab", SLOTHLAB)))
