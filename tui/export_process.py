@@ -16,6 +16,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from tui.child_output import forward_stderr, lines
+
 GRACE_SECONDS = 15.0
 
 
@@ -62,24 +64,19 @@ class ExportProcess:
 
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
+        async for line in lines(self.proc.stdout):
             try:
                 message = json.loads(line)
             except ValueError:
-                self.stderr.append(line)
-                continue
+                message = None
             if isinstance(message, dict) and "type" in message:
                 self.on_message(message)
+            else:
+                self.stderr.append(line)  # not protocol: library output that reached stdout
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            for part in raw.decode("utf-8", "replace").rstrip().split("\r"):
-                if part.strip():
-                    self.stderr.append(part.rstrip())
+        await forward_stderr(self.proc.stderr, self.stderr.append)
 
     async def _ensure_dead(self) -> None:
         if not self.running:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from recipes import events as ev
 from recipes.schema import Recipe, dump_recipe
+from tui.child_output import forward_stderr, lines
 from tui.runstate import RunState
 
 SLOTHLAB = (sys.executable, "-m", "tui.cli")
@@ -142,16 +143,7 @@ class RunProcess:
 
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        while True:
-            try:
-                raw = await self.proc.stdout.readline()
-            except ValueError:  # a line over the limit: skip it, keep reading
-                continue
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
+        async for line in lines(self.proc.stdout):
             try:
                 event = ev.parse_event(line)
             except (ValueError, TypeError):
@@ -165,16 +157,7 @@ class RunProcess:
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        while True:
-            try:
-                raw = await self.proc.stderr.readline()
-            except ValueError:
-                continue
-            if not raw:
-                return
-            for part in raw.decode("utf-8", "replace").rstrip().split("\r"):
-                if part.strip():
-                    self.state.add_stderr(part.rstrip())
+        await forward_stderr(self.proc.stderr, self.state.add_stderr)
 
     async def _escalate(self) -> None:
         """After a stop request, wait ``grace`` seconds for the checkpoint, then kill."""
