@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui.child_output import forward_stderr, lines
+from tui.child_output import forward_messages, forward_stderr
 from tui.runner import LINE_LIMIT, SLOTHLAB
 
 CLOSE_GRACE_SECONDS = 3.0
@@ -75,15 +75,7 @@ class ChatProcess:
 
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        async for line in lines(self.proc.stdout):
-            try:
-                message = json.loads(line)
-            except ValueError:
-                message = None
-            if isinstance(message, dict) and "type" in message:
-                self.on_message(message)
-            else:
-                self.stderr.append(line)  # not protocol: library output that reached stdout
+        await forward_messages(self.proc.stdout, self.on_message, self.stderr.append)
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None

@@ -30,3 +30,20 @@ async def forward_stderr(stream: asyncio.StreamReader, sink: Callable[[str], Non
         for part in line.split("\r"):
             if part.strip():
                 sink(part.rstrip())
+
+
+async def forward_messages(stream: asyncio.StreamReader, on_message: Callable[[dict], None],
+                           other: Callable[[str], None]) -> None:
+    """JSON-lines protocol messages (objects with a ``type``) to ``on_message``; any other line
+    (library output that reached stdout) to ``other``."""
+    import json
+
+    async for line in lines(stream):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and "type" in message:
+            on_message(message)
+        else:
+            other(line)

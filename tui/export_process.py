@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from tui.child_output import forward_stderr, lines
+from tui.child_output import forward_messages, forward_stderr
 
 GRACE_SECONDS = 15.0
 
@@ -64,15 +63,7 @@ class ExportProcess:
 
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        async for line in lines(self.proc.stdout):
-            try:
-                message = json.loads(line)
-            except ValueError:
-                message = None
-            if isinstance(message, dict) and "type" in message:
-                self.on_message(message)
-            else:
-                self.stderr.append(line)  # not protocol: library output that reached stdout
+        await forward_messages(self.proc.stdout, self.on_message, self.stderr.append)
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
