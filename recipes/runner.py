@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from recipes import distributed
 from recipes import events as ev
 from recipes.context import RunContext, StageOutcome
 from recipes.errors import RecipeError, RunDirError, SlothlabError
@@ -137,12 +138,18 @@ def _finished(run_dir: Path) -> bool:
 
 def open_run(recipe: Recipe, options: RunOptions) -> tuple[Path, ev.EventWriter]:
     """The run directory (new, with the resolved recipe; or the one resumed) and its writer."""
-    if options.resume_dir is not None:
-        run_dir = options.resume_dir
-    else:
-        run_dir = new_run_dir(options.runs_root, recipe.name)
-        (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
-    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo)
+    def create() -> Path:
+        if options.resume_dir is not None:
+            distributed.check_same_world(options.resume_dir)
+            return options.resume_dir
+        made = new_run_dir(options.runs_root, recipe.name)
+        (made / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
+        return made
+
+    run_dir = distributed.from_main(create)  # torchrun: rank 0 makes it, the others learn it
+    main = distributed.is_main()  # only rank 0 writes events (and echoes them)
+    writer = ev.EventWriter(run_dir / EVENTS_FILE if main else None,
+                            echo=options.echo if main else None)
     for listener in options.listeners:
         writer.subscribe(listener)
     return run_dir, writer
@@ -193,7 +200,8 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     run_dir, writer = open_run(recipe, options)
     stop = StopFlag()
     restore_sigint = stop.install()
-    ctx = RunContext(recipe, options, run_dir, writer, stop, device, choice, **inputs)
+    ctx = RunContext(recipe, options, run_dir, writer, distributed.synced_stop(stop), device,
+                     choice, **inputs)
     last_step = 0
 
     def remember_step(event: ev.Event) -> None:
@@ -210,7 +218,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
             run_dir=str(run_dir), recipe=recipe.name, backend=choice.name,
             backend_reason=choice.reason, device=describe_device(device), tiny=recipe.tiny,
             resumed_from_step=int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0,
-            pid=os.getpid()))
+            pid=os.getpid(), world_size=distributed.world_size()))
         outcome = StageOutcome(True)
         for name in stage_names(recipe):
             if name not in left:
@@ -222,8 +230,9 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
 
                     write_report(run_dir, recipe)  # what the finished stages measured
                 found = ctx.checkpoint(name) if not outcome.finished else None
-                again = (f"slothlab --resume {run_dir}" if resumable(recipe, run_dir)
-                         else f"slothlab --recipe {run_dir / RECIPE_FILE}")
+                again = (f"{distributed.command()} --resume {run_dir}"
+                         if resumable(recipe, run_dir)
+                         else f"{distributed.command()} --recipe {run_dir / RECIPE_FILE}")
                 writer.emit(ev.Stopped(step=outcome.step, checkpoint=str(found) if found else None,
                                        resume_command=again))
                 return run_dir

@@ -59,7 +59,8 @@ class RichRenderer:
         self._print(f"[bold]slothlab[/] {verb} [cyan]{e.recipe}[/]{' (tiny mode)' if e.tiny else ''}")
         self._print(f"  run dir  {e.run_dir}")
         self._print(f"  backend  {e.backend_reason}")
-        self._print(f"  device   {e.device}")
+        self._print(f"  device   {e.device}"
+                    + (f" × {e.world_size} processes" if e.world_size > 1 else ""))
 
     def on_preflight(self, e: ev.Preflight) -> None:
         table = Table(title="preflight", show_header=False, box=None, padding=(0, 2))
@@ -104,6 +105,10 @@ class RichRenderer:
     def on_metrics(self, e: ev.Metrics) -> None:
         values = " · ".join(f"{k} {v:.4f}" for k, v in e.values.items())
         self._print(f"  {e.stage}: {values}")
+
+    def on_oom(self, e: ev.Oom) -> None:
+        self._print(f"  [bold yellow]out of memory[/] at step {e.step} "
+                    f"({'training' if e.phase == 'train' else 'evaluation'}): {e.message}")
 
     def _stop_progress(self) -> None:
         if self.live.is_started:

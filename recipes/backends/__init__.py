@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipes.distributed import launched, world_size
 from recipes.errors import BackendError, SlothlabError
 from recipes.schema import Recipe
 
@@ -64,6 +65,16 @@ def select_backend(requested: str, *, cuda: bool | None = None,
                            fix=f"use one of {', '.join(BACKENDS)}")
     if requested == "reference":
         return BackendChoice("reference", f"requested: {REFERENCE_DESC}")
+    if launched():
+        if requested == "unsloth":
+            raise BackendError(
+                f"the unsloth backend is single-GPU; this launch has {world_size()} processes",
+                where="--backend",
+                fix="use --backend reference (the multi-GPU path: DDP under torchrun / "
+                    "accelerate launch), or run one process: slothlab --backend unsloth ...")
+        return BackendChoice("reference", f"{world_size()} processes (torchrun / accelerate "
+                                          f"launch): {REFERENCE_DESC}, DDP (Unsloth is "
+                                          "single-GPU)")
     has_cuda = _cuda_available() if cuda is None else cuda
     if not has_cuda and requested == "auto":
         return BackendChoice("reference", f"no CUDA device: {REFERENCE_DESC} (--backend "
