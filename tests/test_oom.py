@@ -264,3 +264,31 @@ def test_backoff_off_fails_as_before(runs_dir, tiny_cache, monkeypatch) -> None:
     assert not [e for e in events if isinstance(e, ev.Oom)]
     assert events[-1].type == "failed" and "lower batch_size" in events[-1].advice
     assert load_recipe(run_dir / "recipe.yaml").batch_size == 8
+
+
+@pytest.mark.slow
+def test_unsloth_backend_backs_off_to_its_gradient_checkpointing(tmp_path, tiny_cache) -> None:
+    """Through Unsloth's CPU backend (in a child process: importing unsloth patches TRL for the
+    whole process): batch 2→1, then Unsloth's checkpointing turned on in the loaded model."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import slothlab_env
+
+    env = {**slothlab_env(tiny_cache), FAULT_ENV: "train@1x2"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--recipe", "demo", "--backend", "unsloth", "--json",
+         "--set", "max_steps=2", "--set", "batch_size=2", "--set", "gradient_checkpointing=false",
+         "--set", "eval_samples=0", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").iterdir()
+    ooms = [e for e in ev.read_events(run_dir / "events.jsonl") if isinstance(e, ev.Oom)]
+    assert [list(e.changes) for e in ooms] == [["batch_size", "gradient_accumulation_steps"],
+                                               ["gradient_checkpointing"]]
+    done = json.loads((run_dir / "done.json").read_text(encoding="utf-8"))
+    assert done["settings"]["gradient checkpointing"].startswith("on")
+    assert done["settings"]["batch"].startswith("1 per device × 2 accumulation")
+    assert os.path.isfile(run_dir / "adapter" / "adapter_model.safetensors")
