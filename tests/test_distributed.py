@@ -50,6 +50,14 @@ def test_unsloth_refuses_to_run_distributed_and_names_the_reference_backend(monk
     assert choice.name == "reference" and "2 processes" in choice.reason
 
 
+def test_an_fsdp_launch_is_refused_with_the_ddp_command(monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(BackendError) as info:
+        select_backend("auto", cuda=True, unsloth_problem=None)
+    assert "FSDP is not supported" in info.value.what and "--multi_gpu" in info.value.fix
+
+
 def test_resume_needs_the_same_number_of_processes(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     (tmp_path / "events.jsonl").write_text(ev.RunStarted(

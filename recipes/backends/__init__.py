@@ -10,6 +10,7 @@ because Unsloth must patch them first when it is chosen. It never runs in the TU
 from __future__ import annotations
 
 import importlib.util
+import os
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,12 @@ def select_backend(requested: str, *, cuda: bool | None = None,
     if requested == "reference":
         return BackendChoice("reference", f"requested: {REFERENCE_DESC}")
     if launched():
+        if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+            raise BackendError(
+                "FSDP is not supported: slothlab trains QLoRA with DDP (every GPU holds the "
+                "4-bit model)", where="accelerate launch --use_fsdp",
+                fix="launch DDP: accelerate launch --multi_gpu --num_processes N -m tui.cli ..., "
+                    "or torchrun --nproc_per_node N -m tui.cli ...")
         if requested == "unsloth":
             raise BackendError(
                 f"the unsloth backend is single-GPU; this launch has {world_size()} processes",
