@@ -292,3 +292,41 @@ def test_unsloth_backend_backs_off_to_its_gradient_checkpointing(tmp_path, tiny_
     assert done["settings"]["gradient checkpointing"].startswith("on")
     assert done["settings"]["batch"].startswith("1 per device × 2 accumulation")
     assert os.path.isfile(run_dir / "adapter" / "adapter_model.safetensors")
+
+
+GPU_CHILD = """
+import sys, torch
+budget = int(sys.argv[1]) * 2**20
+torch.cuda.set_per_process_memory_fraction(budget / torch.cuda.get_device_properties(0).total_memory)
+from tui.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_a_real_cuda_oom_backs_off_on_a_small_model(tmp_path, tiny_cache) -> None:
+    """A real out-of-memory error: the demo's miniature with every training example in one
+    batch, in a child process whose CUDA allocator may use 128 MiB only."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import slothlab_env
+
+    proc = subprocess.run(
+        [sys.executable, "-c", GPU_CHILD, "128", "--recipe", "demo", "--backend", "reference",
+         "--json", "--set", "batch_size=256", "--set", "gradient_accumulation_steps=1",
+         "--set", "max_steps=2", "--set", "eval_samples=0", "--set", "eval_steps=0",
+         "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, env=slothlab_env(tiny_cache), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").iterdir()
+    events = ev.read_events(run_dir / "events.jsonl")
+    ooms = [e for e in events if isinstance(e, ev.Oom)]
+    assert ooms and all(e.phase == "train" and "batch_size" in e.changes for e in ooms)
+    saved = load_recipe(run_dir / "recipe.yaml")
+    assert saved.batch_size < 256 and saved.batch_size * saved.gradient_accumulation_steps == 256
+    assert events[-1].type == "finished"
+    done = json.loads((run_dir / "done.json").read_text(encoding="utf-8"))
+    assert any(c.startswith("backed off: batch 256→128") for c in done["changes"])
