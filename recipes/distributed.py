@@ -179,6 +179,15 @@ class SyncedStop:
     def sync(self) -> None:
         self._agreed = any_rank(self._agreed or bool(self.local.requested))
 
+    def __getattr__(self, name: str) -> Any:  # the flag's other attributes (signal name, phase)
+        return getattr(self.__dict__["local"], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("local", "_agreed", "requested"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.local, name, value)
+
 
 def synced_stop(stop: Any) -> Any:
     """``stop`` itself in one process; a SyncedStop around it when several train together."""

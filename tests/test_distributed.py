@@ -41,6 +41,20 @@ def test_one_process_is_the_identity(monkeypatch) -> None:
     assert distributed.command() == "slothlab"
 
 
+def test_the_synced_stop_changes_only_when_the_ranks_agree() -> None:
+    class Flag:
+        requested, phase = False, "this training step"
+
+    local = Flag()
+    stop = distributed.SyncedStop(local)
+    local.requested = True  # a signal, in the middle of a step
+    assert not stop.requested, "seen only at the step end, on every rank at once"
+    stop.sync()  # one process: the agreement is its own flag
+    assert stop.requested
+    stop.phase = "the base model's evaluation"  # other attributes are the flag's own
+    assert local.phase == stop.phase
+
+
 def test_unsloth_refuses_to_run_distributed_and_names_the_reference_backend(monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(BackendError) as info:
