@@ -48,7 +48,7 @@ def device(kind: str) -> int:
     print(json.dumps({
         "torch": "2.14.1", "cuda_available": gpu, "gpu_name": "NVIDIA GeForce RTX 3060" if gpu
         else None, "vram_total_gib": 12.0 if gpu else None, "vram_free_gib": 11.2 if gpu else None,
-        "bf16": gpu, "unsloth": "2026.10.7", "unsloth_importable": gpu,
+        "bf16": gpu, "unsloth": "2026.10.9", "unsloth_importable": True,
         "backend": "unsloth" if gpu else "reference",
         "backend_reason": "CUDA device and unsloth importable" if gpu
         else "no CUDA device: reference backend (transformers + bitsandbytes + peft)"}))
@@ -66,6 +66,10 @@ def main(argv: list[str]) -> int:
         from fake_chat import main as chat  # this folder is on sys.path: the script's own
 
         return chat(argv[1:])
+    if argv[:1] == ["export"]:
+        from fake_export import main as export_main  # tests/tui/fake_export.py
+
+        return export_main(argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
