@@ -74,6 +74,7 @@ class RunStarted(Event):
     tiny: bool
     resumed_from_step: int = 0
     pid: int = 0
+    world_size: int = 1  # processes training together (torchrun / accelerate launch); 1 = one
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Preflight(Event):
     settings: dict[str, str] = field(default_factory=dict)
     # Where that differs from the recipe, and why ("optimizer: ... set back to adamw_8bit").
     changes: list[str] = field(default_factory=list)
+    world_size: int = 1  # processes training together; 1 = one
+    global_batch: int = 0  # examples per optimizer step: batch x accumulation x processes
 
 
 @dataclass
@@ -148,6 +151,20 @@ class Metrics(Event):
 
 
 @dataclass
+class Oom(Event):
+    """CUDA ran out of memory and the run backed off (recipes/oom.py): what changes, and where
+    training continues. A consumer that predates it skips it (``read_events``)."""
+
+    type: ClassVar[str] = "oom"
+    step: int  # the optimizer step (training) or the step of the evaluation that ran out
+    phase: str  # "train" | "eval"
+    changes: dict[str, list[Any]]  # field -> [before, after]
+    message: str  # the same in words: "batch 4→2, accumulation 8→16 (effective batch 32)"
+    resume_step: int = 0  # train: the checkpoint training continues from (0 = the start)
+    stage: str = ""
+
+
+@dataclass
 class Finished(Event):
     type: ClassVar[str] = "finished"
     step: int
@@ -176,7 +193,8 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, Preflight, Step, Eval, Checkpoint, Metrics, Finished, Stopped, Failed)
+    for cls in (RunStarted, Preflight, Step, Eval, Checkpoint, Metrics, Oom, Finished, Stopped,
+                Failed)
 }
 _NESTED = {(Step, "memory"): Memory, (Eval, "samples"): Sample}
 TERMINAL = ("finished", "stopped", "failed")
@@ -219,9 +237,10 @@ def read_events(path: Path) -> list[Event]:
 class EventWriter:
     """Appends events to ``events.jsonl`` (flushed per line) and optionally echoes them."""
 
-    def __init__(self, path: Path, *, echo: TextIO | None = None) -> None:
+    def __init__(self, path: Path | None, *, echo: TextIO | None = None) -> None:
         self.path = path
-        self._fh = open(path, "a", encoding="utf-8")
+        # No path: events reach the listeners only (ranks > 0 of a multi-process run).
+        self._fh = open(path, "a", encoding="utf-8") if path is not None else None
         self._echo = echo
         self._listeners: list[Any] = []
 
@@ -230,8 +249,9 @@ class EventWriter:
 
     def emit(self, event: Event) -> None:
         line = event.to_json()
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        if self._fh is not None:
+            self._fh.write(line + "\n")
+            self._fh.flush()
         if self._echo is not None:
             try:
                 self._echo.write(line + "\n")
@@ -243,4 +263,5 @@ class EventWriter:
             listener(event)
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
