@@ -193,6 +193,10 @@ def event_callback(writer: Any, device: str, stop: Any, stop_at_step: int | None
 
         def on_save(self, args, state, control, **kwargs):
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()  # every rank has written its RNG state before the marker lists it
             if path.is_dir() and args.should_save:
                 mark_complete(path)
             writer.emit(ev.Checkpoint(step=state.global_step, path=str(path)))
