@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from recipes import events as ev
 from recipes.context import RunContext, StageOutcome
 from recipes.data.types import Tokenized
@@ -66,11 +68,11 @@ def run(ctx: RunContext) -> StageOutcome:
     writer = ctx.emitter("pretrain")
     tokenizer = load_stage_tokenizer(tokenizer_folder(ctx))
     train_ids = encode_sentences(tokenizer, [t for _, t in corpus.train])
-    blocks = [Tokenized(0, ids, ids, False) for ids in pack(train_ids, recipe.max_seq_length)]
+    blocks = [tokenized(ids) for ids in pack(train_ids, recipe.max_seq_length)]
     val_by_lang: dict[str, list[Tokenized]] = {}
     for (lang, _), ids in zip(corpus.val, encode_sentences(tokenizer, [t for _, t in corpus.val]),
                               strict=True):
-        val_by_lang.setdefault(lang, []).append(Tokenized(0, ids, ids, False))
+        val_by_lang.setdefault(lang, []).append(tokenized(ids))
     stage_recipe = dataclasses.replace(
         recipe, learning_rate=recipe.pretrain_learning_rate, epochs=recipe.pretrain_epochs,
         max_steps=recipe.pretrain_max_steps, optimizer=recipe.pretrain_optimizer)
@@ -246,6 +248,12 @@ def encode_sentences(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     bos, eos = tokenizer.convert_tokens_to_ids(BOS), tokenizer.convert_tokens_to_ids(EOS)
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     return [[bos, *x, eos] for x in ids]
+
+
+def tokenized(ids: list[int]) -> Tokenized:
+    """A pretraining block as the trainer and the evaluation read it: every token is a label."""
+    arr = np.asarray(ids, dtype=np.int32)
+    return Tokenized(0, arr, arr, False)
 
 
 def pack(sequences: list[list[int]], block: int) -> list[list[int]]:
