@@ -67,8 +67,8 @@ def test_finetome_sample_keeps_system_turns() -> None:
 
 def test_medqa_merges_cleans_and_reports() -> None:
     r, data = loaded("medqa-tinyllama")
-    assert data.skipped == {"AfriMed-QA mcq (not free text)": 6, "empty instruction or response": 1,
-                            "duplicate": 2, "longer than max_chars=4000": 1}
+    assert data.skipped == {"AfriMed-QA mcq (not free text)": 6, "empty answer (row 71)": 1,
+                            "duplicate (rows 70, 72)": 2, "longer than max_chars=4000 (row 73)": 1}
     assert any("merged" in n and "AfriMed-QA" in n for n in data.notes)
     questions = [e.fields["instruction"] for e in data.examples]
     assert "What are the symptoms of Asthma ?" in questions, "whitespace is normalised"
