@@ -10,6 +10,7 @@
     slothlab tui [--runs-dir DIR] [--tiny] [--light]   # ... with options
     slothlab check [--vram 6] [--json]         # device report, kernel numerics, VRAM fit
     slothlab eval RUN_DIR [--base]             # re-run a finished run's evaluation
+    slothlab data --recipe demo [-n 3] [--json]  # the data as the model sees it, no training
 
 Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
 so `slothlab --help` and `--list` answer at once.
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  slothlab check               device report, kernel numerics, VRAM fit "
                "(--vram N, --recipe NAME)\n"
                "  slothlab eval RUN_DIR        re-run a finished run's before/after evaluation\n"
+               "  slothlab data --recipe NAME  preview the data as the model sees it (trained "
+               "tokens highlighted; -n N, --json)\n"
                "\nexamples:\n"
                "  slothlab --recipe demo                       the tiny demo (CPU, offline)\n"
                "  slothlab --recipe medqa-tinyllama --set max_steps=30 --json\n"
@@ -215,12 +218,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = ("check", "eval", "tui")
+SUBCOMMANDS = ("check", "eval", "tui", "data")
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
     if name == "tui":
         return run_tui(argv)
+    if name == "data":
+        from tui.data_cmd import main as data_main
+
+        return data_main(argv)
     if name == "check":
         from kernels_check.cli import main as check_main
 
