@@ -14,7 +14,7 @@ empty answer, a turn with no text) is skipped and counted, with its row named.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from recipes.data.checks import name_rows
@@ -72,17 +72,31 @@ def normalise(rows: list[dict], recipe: Recipe, source: str, *, table: Table | N
     return examples, skips.named()
 
 
-def convert(table: Table, recipe: Recipe,
-            reading: Reading | None = None) -> tuple[list[Example], Skips, Reading]:
+def convert(table: Table, recipe: Recipe, reading: Reading | None = None, *,
+            consume: bool = False) -> tuple[list[Example], Skips, Reading]:
+    """Detect the layout (unless given) and convert every row; ``consume`` empties
+    ``table.rows`` as it goes, so the raw rows and the examples are never all in memory."""
     reading = reading or detect_layout(table, recipe)
     skips = Skips(table)
+    rows = _each(table, consume)
     if reading.layout in PAIRS:
-        examples = _from_pairs(table, recipe, reading, skips)
+        examples = _from_pairs(rows, table, recipe, reading, skips)
     elif reading.layout == "text":
-        examples = _from_text(table, recipe, reading, skips)
+        examples = _from_text(rows, table, recipe, reading, skips)
     else:
-        examples = _from_turns(table, recipe, reading, skips)
+        examples = _from_turns(rows, table, recipe, reading, skips)
+    if consume:
+        table.rows = []
     return _clean(examples, skips, recipe), skips, reading
+
+
+def _each(table: Table, consume: bool) -> Iterator[tuple[int, dict]]:
+    rows = table.rows
+    for i in range(len(rows)):
+        row = rows[i]
+        if consume:
+            rows[i] = None  # type: ignore[call-overload]
+        yield i, row
 
 
 def _error(table: Table, index: int, column: str, what: str, fix: str) -> DataError:
@@ -116,11 +130,11 @@ def _cell(row: dict, column: str | None, table: Table, index: int) -> str:
     return clean_text(value)
 
 
-def _from_pairs(table: Table, recipe: Recipe, reading: Reading, skips: Skips) -> list[Example]:
+def _from_pairs(rows: Iterable[tuple[int, dict]], table: Table, recipe: Recipe, reading: Reading, skips: Skips) -> list[Example]:
     roles = reading.roles
     prompt_col, answer_col = roles["instruction"], roles["response"]
     examples: list[Example] = []
-    for i, row in enumerate(table.rows):
+    for i, row in rows:
         if prompt_col not in row or answer_col not in row:
             missing = answer_col if prompt_col in row else prompt_col
             raise _error(table, i, missing, "missing (this row does not have the column the "
@@ -225,11 +239,11 @@ def _checked(example: Example, skips: Skips, i: int, column: str) -> Example | N
     return example
 
 
-def _from_turns(table: Table, recipe: Recipe, reading: Reading, skips: Skips) -> list[Example]:
+def _from_turns(rows: Iterable[tuple[int, dict]], table: Table, recipe: Recipe, reading: Reading, skips: Skips) -> list[Example]:
     column = reading.roles.get("messages") or reading.roles["conversations"]
     tools_col, system_col = reading.roles.get("tools"), reading.roles.get("system")
     examples: list[Example] = []
-    for i, row in enumerate(table.rows):
+    for i, row in rows:
         if column not in row:
             raise _error(table, i, column, "missing (the file's other rows hold "
                          f"{reading.layout} turns in it)", f"give every row a '{column}' list, "
@@ -272,10 +286,10 @@ def _from_turns(table: Table, recipe: Recipe, reading: Reading, skips: Skips) ->
     return examples
 
 
-def _from_text(table: Table, recipe: Recipe, reading: Reading, skips: Skips) -> list[Example]:
+def _from_text(rows: Iterable[tuple[int, dict]], table: Table, recipe: Recipe, reading: Reading, skips: Skips) -> list[Example]:
     column = reading.roles["text"]
     examples = []
-    for i, row in enumerate(table.rows):
+    for i, row in rows:
         text = _cell(row, column, table, i) if column in row else ""
         if not text:
             skips("empty text", i, column)

@@ -203,8 +203,8 @@ def ambiguous_error(readings: list[Reading], table: Table, index: int) -> DataEr
 
 
 def unknown_error(table: Table, recipe: Recipe, index: int) -> DataError:
-    names = list(dict.fromkeys(k for row in table.rows[:1000] for k in row))
-    file, where = table.locate(index)
+    names = list(table.rows[index]) if table.rows else []
+    file, where = table.columns_at(index)
     have = ", ".join(repr(n) for n in names[:12]) or "no columns"
     lower = {n.lower() for n in names}
     fmt = recipe.dataset_format
@@ -213,7 +213,8 @@ def unknown_error(table: Table, recipe: Recipe, index: int) -> DataError:
                  "text": "'text'", "prompt_completion": "'prompt' and 'completion'",
                  "instruction": "a prompt column (instruction/question/query/prompt/input) and "
                                 "an answer column (output/response/answer/completion/target)"}
-        return DataError(f"format '{fmt}' needs {needs[fmt]}; the file has {have}", where=file,
+        return DataError(f"{where}: format '{fmt}' needs {needs[fmt]}; the file has {have}",
+                         where=file,
                          fix="name them with e.g. --set 'columns={instruction: question, "
                              "response: answer}', or set dataset_format to the file's layout "
                              "(auto detects it)")
@@ -223,7 +224,7 @@ def unknown_error(table: Table, recipe: Recipe, index: int) -> DataError:
         what = (f"{where}: no prompt column (instruction, {', '.join(QUESTIONS)}); "
                 f"the file has {have}")
     else:
-        what = f"cannot tell the dataset's layout from its columns ({have})"
+        what = f"{where}: cannot tell the dataset's layout from its columns ({have})"
     return DataError(
         what, where=file,
         fix="name the columns: --set 'columns={instruction: <prompt column>, response: <answer "

@@ -123,8 +123,7 @@ def load_examples(recipe: Recipe, source: str, *, base_dirs: list[Path] | None =
 
     if not table.rows:
         raise nothing_usable()
-    examples, skips, reading = convert(table, recipe)
-    table.rows = []  # the examples hold what is needed; the raw rows can go
+    examples, skips, reading = convert(table, recipe, consume=True)
     notes.insert(0, f"dataset_format {recipe.dataset_format}: read as {reading.describe()}")
     for reason, n in skips.named().items():
         skipped[reason] = skipped.get(reason, 0) + n

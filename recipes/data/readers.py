@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,18 @@ class Table:
     def label(self, index: int) -> str:
         return self.locate(index)[1]
 
+    def columns_at(self, index: int) -> tuple[str, str]:
+        """(file, label) of where the columns of the row at ``index`` are named: the header
+        row of a CSV or sheet, else the row itself."""
+        if self.parts:
+            k = bisect.bisect_right([start for start, _ in self.parts], index) - 1
+            start, part = self.parts[k]
+            return part.columns_at(index - start)
+        if self.first == 2:
+            sheet = f"sheet '{self.sheet}' " if self.sheet else ""
+            return self.where, f"{sheet}row 1 (the header)"
+        return self.locate(index)
+
 
 def read_file(path: Path, kind: str, *, sheet: str = "") -> Table:
     """One local file of a known kind; parser errors become DataErrors naming the file."""
@@ -65,13 +76,7 @@ def read_file(path: Path, kind: str, *, sheet: str = "") -> Table:
         if kind == "excel":
             table = _read_excel(path, sheet)
         elif kind == "csv":
-            import pandas as pd
-
-            text, note = decode(path)
-            # Quoted multi-line fields and CRLF endings are common in real exports.
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-            table = Table(frame.to_dict(orient="records"), str(path), first=2,
-                          notes=[note] if note else [])
+            table = _read_csv(path)
         elif kind == "json":
             table = _read_json(path)
         else:
@@ -89,6 +94,32 @@ def read_file(path: Path, kind: str, *, sheet: str = "") -> Table:
         raise DataError("the dataset is empty (0 rows)", where=str(path),
                         fix="add rows, or point `dataset` at another file")
     return table
+
+
+def _read_csv(path: Path) -> Table:
+    """A CSV file (quoted multi-line fields and CRLF endings are common in real exports)."""
+    import pandas as pd
+
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    codec, note = "utf-8-sig", ""
+    for bom, name, label in BOMS:
+        if head.startswith(bom) and name != "utf-8":
+            codec, note = name.removesuffix("-le").removesuffix("-be"), f"read as {label} " \
+                "(byte-order mark)"
+            break
+    else:
+        wide = _utf16_without_bom(head)
+        if wide:
+            raise DataError(f"it looks like {wide} text without a byte-order mark, not UTF-8",
+                            where=str(path), fix=_iconv(path, wide.replace(" ", "")))
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=codec)
+    except UnicodeDecodeError:
+        decode(path)  # raises the error naming line and column
+        raise
+    return Table(frame.to_dict(orient="records"), str(path), first=2,
+                 notes=[note] if note else [])
 
 
 def _read_excel(path: Path, sheet: str) -> Table:
@@ -172,34 +203,82 @@ def _iconv(path: Path, source: str) -> str:
 
 
 def _read_json(path: Path) -> Table:
-    """JSON Lines (blank lines allowed), or one JSON array of objects / object of columns."""
-    text, note = decode(path)
-    notes = [note] if note else []
-    if path.suffix.lower() == ".json" and text.lstrip()[:1] in ("[", "{"):
+    """JSON Lines (blank lines allowed), or one JSON array of objects / object of columns.
+
+    JSON Lines is read line by line from the bytes (never the whole file as one string), so
+    memory holds the rows and little else.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if any(head.startswith(bom) for bom, codec, _ in BOMS if codec != "utf-8"):
+        return _read_json_text(path)
+    wide = _utf16_without_bom(head)
+    if wide:
+        raise DataError(f"it looks like {wide} text without a byte-order mark, not UTF-8",
+                        where=str(path), fix=_iconv(path, wide.replace(" ", "")))
+    if path.suffix.lower() == ".json" and head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")[:1] in (
+            b"[", b"{"):
+        data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
         try:
-            whole = json.loads(text)
+            whole = json.loads(data)
+        except UnicodeDecodeError:
+            decode(path)  # raises the error naming line and column
+            raise
         except json.JSONDecodeError as exc:
             if exc.msg != "Extra data":  # "Extra data": JSON Lines saved as .json
                 raise _json_error(path, exc.lineno, exc) from None
         else:
-            return Table(_json_table(whole, path), str(path), notes=notes)
+            return Table(_json_table(whole, path), str(path))
+        del data
     rows: list[dict] = []
     lines: list[int] = []
     loads = json.loads
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            if raw.isspace() or not raw:
+                continue
+            try:
+                row = loads(raw)
+            except UnicodeDecodeError:
+                decode(path)  # raises the error naming line and column
+                raise
+            except json.JSONDecodeError as exc:
+                raise _json_error(path, lineno, exc) from None
+            if not isinstance(row, dict):
+                raise DataError(f"line {lineno}: a JSON {type(row).__name__}, not an object",
+                                where=str(path),
+                                fix="write one object per line, e.g. {\"messages\": [...]}")
+            rows.append(row)
+            lines.append(lineno)
+    return Table(rows, str(path), unit="line", lines=lines)
+
+
+def _read_json_text(path: Path) -> Table:
+    """A JSON or JSON Lines file in UTF-16/32 (by its byte-order mark), decoded whole."""
+    text, note = decode(path)
+    if path.suffix.lower() == ".json" and text.lstrip()[:1] in ("[", "{"):
+        try:
+            return Table(_json_table(json.loads(text), path), str(path), notes=[note])
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                raise _json_error(path, exc.lineno, exc) from None
+    rows: list[dict] = []
+    lines: list[int] = []
     for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line or line.isspace():
+        if not line.strip():
             continue
         try:
-            row = loads(line)
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise _json_error(path, lineno, exc) from None
         if not isinstance(row, dict):
             raise DataError(f"line {lineno}: a JSON {type(row).__name__}, not an object",
-                            where=str(path),
-                            fix="write one object per line, e.g. {\"messages\": [...]}")
+                            where=str(path), fix="write one object per line")
         rows.append(row)
         lines.append(lineno)
-    return Table(rows, str(path), unit="line", lines=lines, notes=notes)
+    return Table(rows, str(path), unit="line", lines=lines, notes=[note])
 
 
 def _json_error(path: Path, lineno: int, exc: json.JSONDecodeError) -> DataError:

@@ -253,9 +253,12 @@ def tokenize(examples: list[Example], renderer: Renderer, max_len: int,
              batch: int = 1000) -> list[Tokenized]:
     """Render, tokenize (batched, Rust-parallel) and label; responses are the only targets.
 
-    A text the template already starts with BOS is encoded as is; otherwise a tokenizer that
-    prepends BOS itself (Llama, TinyLlama) encodes it with its special tokens, exactly as the
-    model saw text in pretraining.
+    A token is trained when its characters overlap a response span: the first and last such
+    tokens come from the fast tokenizer's char-to-token map, and every token between them is
+    trained (no offsets are materialised, so a batch costs little memory). Special tokens the
+    tokenizer adds itself (BOS) cover no characters and never are. A text the template already
+    starts with BOS is encoded as is; otherwise a tokenizer that prepends BOS itself (Llama,
+    TinyLlama) encodes it with its special tokens, exactly as the model saw text in pretraining.
     """
     tok = renderer.tokenizer
     bos = tok.bos_token or ""
@@ -267,22 +270,36 @@ def tokenize(examples: list[Example], renderer: Renderer, max_len: int,
         texts = [text for text, _ in rendered]
         # Never a second BOS: if the template wrote one anywhere in the batch, add none.
         special = own_bos and not any(text.startswith(bos) for text in texts)
-        enc = tok(texts, add_special_tokens=special, return_offsets_mapping=True)
-        for ex, ids, offsets, (_, spans) in zip(chunk, enc["input_ids"], enc["offset_mapping"],
-                                                rendered, strict=True):
-            offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-            trained = np.zeros(len(ids), dtype=bool)
-            for s, e in spans:
-                # A token is trained when its characters overlap a response span; special
-                # tokens the tokenizer added have empty (0, 0) offsets and never are.
-                trained |= (offs[:, 1] > s) & (offs[:, 0] < e) & (offs[:, 1] > offs[:, 0])
+        enc = tok(texts, add_special_tokens=special)
+        del texts
+        for b, (ex, ids, (_, spans)) in enumerate(zip(chunk, enc["input_ids"], rendered,
+                                                      strict=True)):
+            n = len(ids)
             ids_arr = np.asarray(ids, dtype=np.int32)
-            labels = np.where(trained, ids_arr, IGNORE_INDEX).astype(np.int32)
-            truncated = len(ids) > max_len
-            start = int(np.argmax(trained)) if trained.any() else -1
-            out.append(Tokenized(ex.row, ids_arr[:max_len], labels[:max_len], truncated, start))
+            labels = np.full(n, IGNORE_INDEX, dtype=np.int32)
+            start = -1
+            for s, e in spans:
+                first = _token_at(enc, b, range(s, e))
+                last = _token_at(enc, b, range(e - 1, s - 1, -1))
+                if first is None or last is None:
+                    continue
+                labels[first:last + 1] = ids_arr[first:last + 1]
+                start = first if start < 0 else min(start, first)
+            if n > max_len:
+                out.append(Tokenized(ex.row, ids_arr[:max_len].copy(), labels[:max_len].copy(),
+                                     True, start))
+            else:
+                out.append(Tokenized(ex.row, ids_arr, labels, False, start))
     return out
 
+
+def _token_at(enc: Any, b: int, chars: range) -> int | None:
+    """The first token that holds one of ``chars`` (in their order), or None."""
+    for c in chars:
+        t = enc.char_to_token(b, c)
+        if t is not None:
+            return t
+    return None
 
 
 def pack(examples: list[Example], tokenizer: Any, block: int, batch: int = 1000) -> list[Tokenized]:

@@ -11,6 +11,7 @@ Builders (``recipes.builders``) read their sources through here; nothing here im
 from __future__ import annotations
 
 import glob as globbing
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from recipes.schema import Recipe
 __all__ = ["LOCAL_SUFFIXES", "Table", "clean_text", "decode", "load_rows", "load_table",
            "present_columns", "read_text", "resolve_path", "source_exists"]
 GLOB_CHARS = ("*", "?", "[")
+_SPACE_RUNS = re.compile(r"\s\s|[^\S ]")  # two whitespace characters, or one that is not " "
 
 
 def resolve_path(name: str, *, base_dirs: list[Path] | None = None) -> Path | None:
@@ -174,5 +176,10 @@ def clean_text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value != value:  # NaN from pandas
         return ""
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
-    return text if "\n" in text else " ".join(text.split())
+    text = str(value)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.strip()  # the same object when there is nothing to strip
+    if "\n" in text or not _SPACE_RUNS.search(text):
+        return text
+    return " ".join(text.split())
