@@ -226,3 +226,32 @@ def test_plain_text_is_packed_and_every_token_trained(real_tokenizer, tmp_path: 
     assert prepared.splits.test == [] and len(prepared.splits.held_out) == 2
     assert prepared.stats["trained_token_share"] == 1.0
     assert any("packed 10 train documents" in n for n in prepared.notes)
+
+
+def test_set_dataset_redetects_the_layout(tmp_path: Path) -> None:
+    from recipes.registry import find_recipe
+    from recipes.schema import load_recipe
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("name: mine\ndataset: data/demo_qa.jsonl\ndataset_format: sharegpt\n"
+                    "columns: {conversations: conversations}\nsplit_by: source\n",
+                    encoding="utf-8")
+    other = load_recipe(mine, overrides=["dataset=qa.csv"])
+    assert (other.dataset_format, other.columns, other.split_by) == ("auto", {}, "")
+    said = load_recipe(mine, overrides=["dataset=qa.csv", "dataset_format=instruction"])
+    assert (said.dataset_format, said.columns) == ("instruction", {})
+    built = load_recipe(find_recipe("saudial-lfm2"), overrides=["dataset=mine.xlsx"])
+    assert (built.dataset_builder, built.dataset_format, built.split_by) == (
+        "saudial", "instruction", "input"), "a builder reads its own layout"
+
+
+def test_the_readme_examples_load_as_documented(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("One example row of each:\n\n```jsonl\n")[1].split("```")[0]
+    found = []
+    for i, line in enumerate(block.strip().splitlines()):
+        path = tmp_path / f"{i}.jsonl"
+        path.write_text(line + "\n", encoding="utf-8")
+        data = load_examples(Recipe(), str(path))
+        found.append(data.layout)
+    assert found == ["messages", "sharegpt", "prompt_completion", "alpaca", "qa", "text"]
