@@ -56,7 +56,8 @@ def test_following_a_refusals_advice_makes_the_run_start(tmp_path: Path) -> None
     args = ["--recipe", "demo", "--set", f"dataset={path}", "--set", "max_steps=2",
             "--runs-dir", str(runs)]
     refused = slothlab(*args, cwd=tmp_path)
-    assert refused.returncode == 2 and not runs.exists() or not any(runs.iterdir())
+    assert refused.returncode == 2, refused.stderr
+    assert not runs.exists() or not any(runs.iterdir()), "a refused run writes nothing"
     advice = refused.stderr.split("--set ")[-1].split()[0]  # the last --set in the fix line
     assert advice == "max_dropped_fraction=0.25", refused.stderr
     started = slothlab(*args, "--set", advice, "--json", cwd=tmp_path)
