@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +145,14 @@ def build_tiny_model(recipe: Recipe, texts: list[str], cache_root: Path) -> Path
     config = _config(info, tokenizer, max_positions)
     torch.manual_seed(recipe.seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    partial = folder.with_name(folder.name + ".partial")
+    # A folder of this process's own: a run and a `slothlab data` preview may build the same
+    # miniature at once, and neither must see the other's half-written files.
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     partial.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    partial.replace(folder) if not folder.exists() else None
+    try:
+        partial.replace(folder)
+    except OSError:  # another process finished first: its folder is as good as ours
+        shutil.rmtree(partial, ignore_errors=True)
     return folder
