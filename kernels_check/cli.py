@@ -7,7 +7,7 @@ kernels right?
     slothlab check --recipe my.yaml --set batch_size=4 --vram 8    # fit one recipe
     slothlab check --device --json              # the device report as one JSON object
     slothlab check --skip-kernels               # everything but the numerics
-    slothlab check --compare-backends           # one training step through each backend (GPU)
+    slothlab check --compare-backends           # each backend side by side (GPU: one step; CPU: a short training)
     slothlab check --published [--markdown]     # the estimator against published figures
 
 Exit status: 0 when nothing failed (skipped checks do not fail), 1 when a kernel check or the
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     sections.add_argument("--fit", action="store_true",
                           help="VRAM fit of the bundled recipes (or of --recipe)")
     sections.add_argument("--compare-backends", action="store_true",
-                          help="one training step through each backend on a small model (GPU)")
+                          help="each backend side by side: one training step on a GPU, a "
+                               "short fp32 training of the demo on a CPU (loss, speed, memory)")
     sections.add_argument("--published", action="store_true",
                           help="compare the estimator with published peak-memory figures")
     parser.add_argument("--recipe", metavar="NAME|FILE",
@@ -286,6 +287,8 @@ def _compare_table(compare: dict[str, Any]) -> Any:
     from rich.text import Text
 
     style = STATUS_STYLE.get(compare["status"], "")
+    if compare.get("device") == "cpu":
+        return _compare_cpu_table(compare, style)
     title = f"one training step per backend: [{style}]{compare['status']}[/]"
     if compare.get("reason"):
         title += f" ({compare['reason']})"
@@ -305,6 +308,32 @@ def _compare_table(compare: dict[str, Any]) -> Any:
                       f"{run.get('peak_allocated_gib', 0):.2f} GiB",
                       f"{run.get('peak_reserved_gib', 0):.2f} GiB",
                       f"{run.get('estimate_gib', 0):.2f} GiB")
+    return table
+
+
+def _compare_cpu_table(compare: dict[str, Any], style: str) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    title = (f"{compare.get('steps', '?')} training steps of the demo per backend (CPU, fp32): "
+             f"[{style}]{compare['status']}[/]")
+    if compare.get("reason"):
+        title += f" ({compare['reason']})"
+    table = Table(title=title, title_justify="left")
+    for col in ("backend", "optimizer", "loss", "first → last loss", "steps/s", "peak RSS"):
+        table.add_column(col)
+    for name, run in compare.get("backends", {}).items():
+        if "error" in run:
+            table.add_row(name, Text(run["error"], style="red"), "", "", "", "")
+            continue
+        settings = run.get("settings", {})
+        table.add_row(name, settings.get("optimizer", ""), settings.get("loss", ""),
+                      f"{run['losses'][0]:.4f} → {run['losses'][-1]:.4f}",
+                      f"{run['steps_per_second']:.2f}", f"{run['peak_rss_gib']:.2f} GiB")
+    if "loss_rel_diff" in compare:
+        table.caption = (f"largest relative loss difference {compare['loss_rel_diff']:.1e} "
+                         f"(tolerance {compare['loss_rtol']:g}); unsloth/reference: speed "
+                         f"{compare['speedup']:.2f}x, memory {compare['memory_ratio']:.2f}x")
     return table
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from recipes.data.sources import clean_text, load_rows, present_columns
 from recipes.errors import DataError
-from recipes.schema import Recipe, data_fields
+from recipes.schema import Recipe, extra_sources
 
 
 @dataclass
@@ -57,12 +57,6 @@ def find_columns(rows: list[dict], wanted: dict[str, tuple[str, ...]], source: s
             fix="name them " + "; ".join(f"{n}: {' / '.join(wanted[n])}" for n in missing),
         )
     return found
-
-
-def extra_sources(recipe: Recipe) -> list[str]:
-    """The extra sources: their samples in tiny mode, when the recipe has them."""
-    _, extra = data_fields(recipe.tiny, recipe.sample_dataset, recipe.sample_extra_datasets)
-    return getattr(recipe, extra)
 
 
 # ------------------------------------------------------------------------------- medqa

@@ -1,7 +1,4 @@
-"""Greedy evaluation on a fixed held-out set, before (adapter off) and after training.
-
-    slothlab eval runs/<id>            # re-run the fine-tuned evaluation of a finished run
-    slothlab eval runs/<id> --base     # ... and the base model's
+"""Greedy evaluation primitives: the eval set, batched greedy decoding, loss, scores, the cache.
 
 The eval set is the first ``eval_samples`` examples of the seeded test split: the history up
 to the last assistant turn is the prompt (rendered with the generation prompt, so it ends
@@ -14,11 +11,9 @@ adapter disabled. Results are cached in ``<run>/eval/`` by model + eval set, so 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,92 +294,3 @@ def run_stage(stage: str, model: Any, tokenizer: Any, renderer: Renderer, items:
     return score(stage, outputs, items, recipe.metrics, mean_loss(model, val),
                  classification_tasks=tasks, params=count_parameters(model) if cls else 0)
 
-
-# --------------------------------------------------------------------- slothlab eval RUN_DIR
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="slothlab eval",
-        description="Re-run the evaluation of a finished run without retraining "
-                    "(results are cached per model + eval set).")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--base", action="store_true", help="also evaluate the base model")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    args = parser.parse_args(argv)
-    from recipes.errors import SlothlabError
-
-    try:
-        report = evaluate_run(args.run_dir, base=args.base)
-    except SlothlabError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc.render()}", file=sys.stderr)
-        return exc.exit_code
-    from rich.console import Console
-
-    from recipes.report import metrics_table
-
-    console = Console()
-    console.print(metrics_table(report))
-    console.print(f"report: {report['artifacts']['report_md']}")
-    return 0
-
-
-def evaluate_run(run_dir: Path, *, base: bool) -> dict[str, Any]:
-    """Load a finished run's base + adapter, evaluate (cached) and rewrite its report."""
-    from recipes.errors import RunDirError
-    from recipes.rundir import ADAPTER, BASE, RECIPE_FILE, check_run_dir
-    from recipes.schema import load_recipe
-
-    check_run_dir(run_dir)
-    if load_recipe(run_dir / RECIPE_FILE).stages:
-        raise RunDirError("staged runs (gemma3-scratch) are evaluated by their own stages",
-                          where=str(run_dir), fix=f"see {run_dir / 'report.md'}")
-    adapter_dir = run_dir / ADAPTER
-    if not (adapter_dir / "adapter_config.json").exists():
-        raise RunDirError("this run has no adapter yet (it did not finish)", where=str(run_dir),
-                          fix=f"finish it first: slothlab --resume {run_dir}")
-    recipe = load_recipe(run_dir / RECIPE_FILE)
-    from recipes.train import quiet_libraries, train_device
-
-    quiet_libraries()
-    from peft import PeftModel
-
-    from recipes.backends import reference
-    from recipes.data.prepare import load_examples, prepare
-    from recipes.report import write_report
-    from recipes.train import PROJECT_ROOT, data_source
-
-    device = train_device()
-    model_path = run_dir / BASE if recipe.tiny else recipe.model
-    model, tokenizer = reference.load_base(model_path, recipe, device)
-    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
-    source = data_source(recipe)
-    loaded = load_examples(recipe, source, base_dirs=[PROJECT_ROOT])
-    data = prepare(recipe, tokenizer, loaded.examples, loaded.skipped, loaded.n_rows,
-                   source=source)
-    renderer = Renderer(tokenizer, recipe)
-    items = build_eval_set(data.splits.test, renderer, recipe.eval_samples)
-    if not items:
-        raise RunDirError("the recipe has no held-out test examples to evaluate",
-                          where=str(run_dir / RECIPE_FILE), fix="set test_fraction > 0")
-    labels = label_sets(loaded.examples, recipe.classification_tasks)
-    base_result = None
-    if base:
-        key = cache_key(model_identity(model_path), items, recipe)
-        with model.disable_adapter():
-            base_result, _ = cached_eval(run_dir, "base", key, lambda: run_stage(
-                "base", model, tokenizer, renderer, items, data.val, recipe, labels=labels))
-    else:
-        base_result = latest_cached(run_dir, "base")
-    key = cache_key(adapter_identity(adapter_dir), items, recipe)
-    tuned, _ = cached_eval(run_dir, "finetuned", key, lambda: run_stage(
-        "finetuned", model, tokenizer, renderer, items, data.val, recipe, labels=labels))
-    return write_report(run_dir, recipe, items, base_result, tuned)
-
-
-def latest_cached(run_dir: Path, stage: str) -> EvalResult | None:
-    found = sorted((run_dir / "eval").glob(f"{stage}-*.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        return None
-    return EvalResult(**json.loads(found[-1].read_text(encoding="utf-8")))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,28 @@ class Event:
     time: float = field(default_factory=time.time, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **dataclasses.asdict(self)}
+        """The event as JSON-ready data. NaN and ±Inf are not JSON: they become null, and the
+        field names (dotted) are listed under ``nonfinite``."""
+        bad: list[str] = []
+        data = _finite({"type": self.type, **dataclasses.asdict(self)}, "", bad)
+        if bad:
+            data["nonfinite"] = bad
+        return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False)
+
+
+def _finite(value: Any, path: str, bad: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        bad.append(path)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{path}.{k}" if path else str(k), bad) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v, f"{path}.{i}", bad) for i, v in enumerate(value)]
+    return value
 
 
 @dataclass
@@ -73,6 +92,11 @@ class Preflight(Event):
     # Multitask recipes: each task's share of trained tokens, "before" and "after" balancing.
     task_shares: dict[str, dict[str, float]] = field(default_factory=dict)
     stage: str = ""  # multi-stage pipelines (gemma3-scratch): which stage; "" = the only one
+    # What really runs, read from the live model and trainer (recipes/settings.py): backend,
+    # optimizer class, compute dtype, 4-bit, LoRA dtype, gradient checkpointing, fused kernels.
+    settings: dict[str, str] = field(default_factory=dict)
+    # Where that differs from the recipe, and why ("optimizer: ... set back to adamw_8bit").
+    changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -81,7 +105,7 @@ class Step(Event):
     step: int
     total_steps: int
     epoch: float
-    loss: float
+    loss: float | None  # None: not finite (see ``nonfinite``)
     learning_rate: float
     grad_norm: float | None
     tokens_per_second: float
@@ -139,6 +163,7 @@ class Stopped(Event):
     step: int
     checkpoint: str | None
     resume_command: str
+    signal: str = "SIGINT"  # what asked for the stop: SIGINT (Ctrl-C), SIGTERM or SIGHUP
 
 
 @dataclass

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import slothlab_env
+
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
 
@@ -74,3 +76,22 @@ def runs_dir(tmp_path: Path) -> Path:
     path = tmp_path / "runs"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """The README's demo command, run once for the session: (run dir, seconds, process)."""
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path_factory.mktemp("demo")
+    cache = tmp_path_factory.mktemp("cache")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "tui.cli", "--recipe", "demo", "--runs-dir",
+                           str(root / "runs")], capture_output=True, text=True,
+                          env=slothlab_env(cache), timeout=600)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = list((root / "runs").iterdir())
+    return run_dir, seconds, proc

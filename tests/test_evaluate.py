@@ -134,7 +134,7 @@ def test_a_truncated_cache_file_is_recomputed(tmp_path: Path) -> None:
 
 def test_eval_of_a_staged_run_says_where_its_report_is(tmp_path: Path) -> None:
     from recipes.errors import RunDirError
-    from recipes.evaluate import evaluate_run
+    from recipes.evaluation import evaluate_run
     from recipes.registry import bundled
 
     run = tmp_path / "20260101-000000-gemma3-scratch"

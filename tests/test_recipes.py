@@ -12,9 +12,10 @@ from recipes.data.prepare import load_examples
 from recipes.data.render import Renderer, tokenize
 from recipes.data.types import IGNORE_INDEX
 from recipes.errors import DataError
+from recipes.host import PROJECT_ROOT
 from recipes.registry import bundled
-from recipes.schema import load_recipe
-from recipes.train import PROJECT_ROOT, RunOptions, data_source, run
+from recipes.runner import RunOptions, run
+from recipes.schema import data_source, load_recipe
 
 SEEDS = ("finetome-llama3.2-3b", "medqa-tinyllama", "saudial-lfm2", "inkuba-multitask")
 

@@ -13,24 +13,21 @@ from pathlib import Path
 import pytest
 
 from recipes import events as ev
+from recipes.corpus import check_same_corpus, load_corpus, sample_counts
 from recipes.data.render import Renderer, tokenize
 from recipes.data.types import IGNORE_INDEX
 from recipes.errors import RecipeError, RunDirError
 from recipes.registry import bundled
+from recipes.runner import RunOptions, run
 from recipes.schema import load_recipe
-from recipes.scratch import (
-    MASK,
+from recipes.stages.pretrain import pack
+from recipes.stages.scratch_data import (
     SPAN_SEPARATOR,
-    check_same_corpus,
     clarification_examples,
     infilling_examples,
-    load_corpus,
     mask_spans,
-    pack,
-    sample_counts,
-    train_tokenizer,
 )
-from recipes.train import RunOptions, run
+from recipes.stages.tokenizer import MASK, train_tokenizer
 
 # Fewer steps than the recipe's tiny mode: the tests check the pipeline, not the model.
 FAST = ["pretrain_max_steps=20", "max_steps=20", "eval_steps=10", "save_steps=100",
@@ -228,6 +225,27 @@ def test_stop_in_pretraining_then_resume_finishes_every_stage(pipeline) -> None:
     assert all(e.stage for e in events if e.type in ("step", "eval", "checkpoint", "preflight"))
     stages = [e.stage for e in events if e.type == "metrics"]
     assert stages == ["tokenizer", "pretrain", "base", "finetuned"]
+
+
+# The staged run's event stream (stopped in pretraining, then resumed) before the runner was
+# rewritten around stages: (type, stage, count) runs of consecutive events.
+STAGED_SEQUENCE = [
+    ("run_started", "", 1), ("metrics", "tokenizer", 1), ("preflight", "pretrain", 1),
+    ("eval", "pretrain", 1), ("step", "pretrain", 3), ("checkpoint", "pretrain", 1),
+    ("stopped", "", 1), ("run_started", "", 1), ("preflight", "pretrain", 1),
+    ("step", "pretrain", 2), ("eval", "pretrain", 1), ("checkpoint", "pretrain", 1),
+    ("metrics", "pretrain", 1), ("preflight", "finetune", 1), ("metrics", "base", 1),
+    ("eval", "finetune", 1), ("step", "finetune", 3), ("eval", "finetune", 1),
+    ("step", "finetune", 2), ("eval", "finetune", 1), ("checkpoint", "finetune", 1),
+    ("metrics", "finetuned", 1), ("finished", "", 1)]
+
+
+@pytest.mark.slow
+def test_staged_event_sequence_is_the_recorded_one(pipeline) -> None:
+    import itertools
+
+    keys = [(e.type, getattr(e, "stage", "")) for e in events_of(pipeline[0])]
+    assert [(t, s, len(list(g))) for (t, s), g in itertools.groupby(keys)] == STAGED_SEQUENCE
 
 
 @pytest.mark.slow

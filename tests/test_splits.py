@@ -8,9 +8,9 @@ from pathlib import Path
 
 from recipes.data.prepare import load_examples, prepare, split
 from recipes.data.splitting import describe_split, overlap
+from recipes.host import PROJECT_ROOT
 from recipes.registry import find_recipe
-from recipes.schema import Recipe, load_recipe
-from recipes.train import PROJECT_ROOT, data_source
+from recipes.schema import Recipe, data_source, load_recipe
 from tests.layout_files import write_rows
 
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ import pytest
 from recipes import events as ev
 from recipes.registry import bundled
 from recipes.rundir import checkpoints
+from recipes.runner import RunOptions, run
 from recipes.schema import load_recipe
-from recipes.train import RunOptions, run
 
 pytestmark = pytest.mark.slow
 SLOTHLAB = [sys.executable, "-m", "tui.cli"]
@@ -24,20 +23,6 @@ SLOTHLAB = [sys.executable, "-m", "tui.cli"]
 
 def env_with_cache(cache: Path) -> dict[str, str]:
     return {**os.environ, "SLOTHLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, subprocess.CompletedProcess]:
-    """The README's demo command, run once for the module: (run dir, seconds, process)."""
-    root = tmp_path_factory.mktemp("demo")
-    cache = tmp_path_factory.mktemp("cache")
-    start = time.perf_counter()
-    proc = subprocess.run([*SLOTHLAB, "--recipe", "demo", "--runs-dir", str(root / "runs")],
-                          capture_output=True, text=True, env=env_with_cache(cache), timeout=300)
-    seconds = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [run_dir] = list((root / "runs").iterdir())
-    return run_dir, seconds, proc
 
 
 def steps(run_dir: Path) -> list[ev.Step]:
@@ -59,6 +44,27 @@ def test_demo_run_directory(demo_run) -> None:
     kinds = [e.type for e in ev.read_events(run_dir / "events.jsonl")]
     assert kinds[0] == "run_started" and kinds[1] == "preflight" and kinds[-1] == "finished"
     assert {"step", "eval", "checkpoint"} <= set(kinds)
+
+
+# The demo's event stream before the runner was rewritten around stages: (type, stage, count)
+# runs of consecutive events. The rewrite had to keep it.
+DEMO_SEQUENCE = [("run_started", "", 1), ("preflight", "", 1), ("metrics", "base", 1),
+                 ("step", "", 21), ("eval", "", 1), ("checkpoint", "", 1),
+                 ("step", "", 20), ("eval", "", 1), ("checkpoint", "", 1),
+                 ("step", "", 20), ("eval", "", 1), ("checkpoint", "", 1),
+                 ("metrics", "finetuned", 1), ("finished", "", 1)]
+
+
+def runs_of(events: list[ev.Event]) -> list[tuple[str, str, int]]:
+    """(type, stage, how many in a row): event types in order, with their stage tag."""
+    import itertools
+
+    keys = [(e.type, getattr(e, "stage", "")) for e in events]
+    return [(t, s, len(list(g))) for (t, s), g in itertools.groupby(keys)]
+
+
+def test_demo_event_sequence_is_the_recorded_one(demo_run) -> None:
+    assert runs_of(ev.read_events(demo_run[0] / "events.jsonl")) == DEMO_SEQUENCE
 
 
 def test_demo_loss_falls_clearly(demo_run) -> None:
@@ -96,7 +102,7 @@ def test_eval_samples_use_the_same_prompts_every_time(demo_run) -> None:
 def test_slothlab_eval_reproduces_the_run_and_caches(demo_run) -> None:
     import shutil
 
-    from recipes.evaluate import evaluate_run
+    from recipes.evaluation import evaluate_run
 
     run_dir = demo_run[0]
     before = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))

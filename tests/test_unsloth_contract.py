@@ -1,11 +1,13 @@
 """The Unsloth backend against the installed unsloth, on a CPU.
 
 Every keyword recipes/backends/unsloth.py passes to FastLanguageModel is recorded through a
-fake `unsloth` module, then checked against the real signatures, read in a child process with
-UNSLOTH_ALLOW_CPU=1 (unsloth's test switch; never set in this process) or, if even that import
-fails, from the installed source with ast. A keyword that only lands in **kwargs does not
-count: Unsloth would ignore it silently. The backend auto-selection is tested case by case,
-and a GPU-marked test trains a few steps through the real thing.
+fake `unsloth` module, then checked against the real signatures of BOTH classes it can reach:
+the GPU FastLanguageModel (read in a child process with UNSLOTH_ALLOW_CPU=1, unsloth's test
+switch, never set in this process; or, if even that import fails, from the installed source
+with ast) and the CPU class that really runs without CUDA (unsloth_zoo's FastCPUModel, read in
+a plain child process). A keyword that only lands in **kwargs does not count: both classes take
+**kwargs, and a misspelt keyword would pass silently. The backend auto-selection is tested case
+by case, and a GPU-marked test trains a few steps through the real thing.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def test_backend_passes_the_recipe_to_unsloth(recorded_calls):
     assert loaded["max_seq_length"] == 512
     assert loaded["dtype"] == torch.bfloat16
     assert loaded["load_in_4bit"] is True
+    assert loaded["use_gradient_checkpointing"] == "unsloth"
     args, peft = calls["get_peft_model"]
     assert args == ("model",)
     assert (peft["r"], peft["lora_alpha"], peft["lora_dropout"]) == (8, 32, 0.05)
@@ -100,8 +103,11 @@ def test_backend_passes_the_recipe_to_unsloth(recorded_calls):
     assert calls["for_inference"][0] == ("peft-model",)
 
 
-def _signatures_from_child(cwd: Path) -> tuple[dict[str, list[str]] | None, str]:
-    env = {**os.environ, "UNSLOTH_ALLOW_CPU": "1"}
+def _signatures_from_child(cwd: Path, *, gpu_class: bool = True
+                           ) -> tuple[dict[str, list[str]] | None, str]:
+    env = {k: v for k, v in os.environ.items() if k != "UNSLOTH_DISABLE_CPU_FALLBACK"}
+    if gpu_class:
+        env["UNSLOTH_ALLOW_CPU"] = "1"
     # cwd: unsloth writes an unsloth_compiled_cache/ folder where it is imported
     proc = subprocess.run([sys.executable, "-c", SIGNATURES_CODE], env=env, capture_output=True,
                           text=True, timeout=600, cwd=cwd)
@@ -148,16 +154,52 @@ def real_signatures(tmp_path_factory):
     return signatures, how
 
 
-def test_every_keyword_exists_in_the_installed_unsloth(recorded_calls, real_signatures):
-    _, calls = recorded_calls
-    signatures, how = real_signatures
+@pytest.fixture(scope="module")
+def cpu_signatures(tmp_path_factory):
+    """The class `from unsloth import FastLanguageModel` gives on this CPU: the one that runs."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the CPU class is not the one that runs")
+    signatures, how = _signatures_from_child(tmp_path_factory.mktemp("unsloth-cpu"),
+                                             gpu_class=False)
+    assert signatures is not None, f"import unsloth failed on this CPU: {how}"
+    return signatures, "inspect.signature of the CPU class"
+
+
+def unknown_keywords(calls, signatures: dict[str, list[str]], how: str) -> list[str]:
+    problems = []
     for method, (args, kwargs) in calls.items():
-        assert method in signatures, f"FastLanguageModel.{method} not found ({how})"
+        if method not in signatures:
+            problems.append(f"FastLanguageModel.{method} not found ({how})")
+            continue
         params = signatures[method]
         unknown = [k for k in kwargs if k not in params]
-        assert not unknown, (f"FastLanguageModel.{method} has no parameter(s) {unknown} in the "
-                             f"installed unsloth (read via {how}); it takes {params}")
-        assert len(args) <= len(params), f"{method}: too many positional arguments"
+        if unknown:
+            problems.append(f"FastLanguageModel.{method} has no parameter(s) {unknown} "
+                            f"({how}); it takes {params}")
+        if len(args) > len(params):
+            problems.append(f"{method}: too many positional arguments")
+    return problems
+
+
+def test_every_keyword_exists_in_the_installed_gpu_class(recorded_calls, real_signatures):
+    _, calls = recorded_calls
+    assert not unknown_keywords(calls, *real_signatures)
+
+
+def test_every_keyword_exists_in_the_cpu_class_that_runs(recorded_calls, cpu_signatures):
+    _, calls = recorded_calls
+    assert not unknown_keywords(calls, *cpu_signatures)
+
+
+def test_a_misspelt_keyword_is_caught(recorded_calls, cpu_signatures, real_signatures):
+    """The check itself can fail: a keyword neither class names is reported for both."""
+    _, calls = recorded_calls
+    args, kwargs = calls["from_pretrained"]
+    broken = {**calls, "from_pretrained": (args, {**kwargs, "load_in_4bits": True})}
+    for signatures in (cpu_signatures, real_signatures):
+        assert any("load_in_4bits" in p for p in unknown_keywords(broken, *signatures))
 
 
 def test_ast_fallback_reads_the_same_parameters(real_signatures):
@@ -183,10 +225,12 @@ def test_no_cuda_auto_picks_reference_and_says_why():
     assert choice.name == "reference" and "no CUDA device" in choice.reason
 
 
-def test_no_cuda_unsloth_requested_is_a_clear_error():
+def test_no_cuda_unsloth_requested_runs_unsloths_cpu_backend():
+    choice = select_backend("unsloth", cuda=False, unsloth_problem=None)
+    assert choice.name == "unsloth" and "Unsloth's CPU backend" in choice.reason
     with pytest.raises(BackendError) as err:
-        select_backend("unsloth", cuda=False, unsloth_problem=None)
-    assert "needs a CUDA GPU" in err.value.what and err.value.fix
+        select_backend("unsloth", cuda=False, unsloth_problem="import unsloth failed: X")
+    assert "import unsloth failed" in err.value.what and err.value.fix
 
 
 def test_cuda_and_importable_picks_unsloth():
@@ -213,14 +257,32 @@ def test_reference_requested_is_reference_anywhere():
         assert choice.name == "reference" and "requested" in choice.reason
 
 
-def test_real_import_failure_on_this_machine_is_caught(monkeypatch):
-    """On a CPU the real `import unsloth` raises; auto must fall back, never propagate it."""
+IMPORT_FAILURE_CODE = """
+import json
+from recipes.backends import select_backend
+from recipes.errors import BackendError
+out = {"auto_on_cuda": select_backend("auto", cuda=True).reason}
+try:
+    select_backend("unsloth", cuda=False)
+except BackendError as exc:
+    out["unsloth_error"] = exc.what
+print(json.dumps(out))
+"""
+
+
+def test_a_real_import_failure_is_caught(tmp_path: Path):
+    """With UNSLOTH_DISABLE_CPU_FALLBACK=1 the real `import unsloth` raises on a CPU: auto (as
+    if on a GPU) falls back to reference with the reason, --backend unsloth is a clear error."""
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
-    choice = select_backend("auto", cuda=False)
-    assert choice.name == "reference"
+        pytest.skip("this machine has a GPU: unsloth imports")
+    env = {**os.environ, "UNSLOTH_DISABLE_CPU_FALLBACK": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", IMPORT_FAILURE_CODE], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["auto_on_cuda"].startswith("CUDA device but import unsloth failed")
+    assert "import unsloth failed" in out["unsloth_error"]
 
 
 # -- the real thing, on a GPU --------------------------------------------------------------------
@@ -228,7 +290,7 @@ def test_real_import_failure_on_this_machine_is_caught(monkeypatch):
 
 @pytest.mark.gpu
 def test_unsloth_backend_trains_a_few_steps(tmp_path):
-    from recipes.train import RunOptions, run
+    from recipes.runner import RunOptions, run
 
     recipe = load_recipe(ROOT / "recipes/configs/demo.yaml",
                          overrides=["max_steps=3", "logging_steps=1", "eval_steps=0",

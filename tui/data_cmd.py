@@ -49,11 +49,10 @@ def load_tokenizer(recipe: Any, examples: list) -> tuple[Any, str]:
     if recipe.tiny:
         from transformers import AutoTokenizer
 
+        from recipes.host import cache_root
         from recipes.tiny import build_tiny_model, tokenizer_corpus
-        from recipes.train import RunOptions, cache_root
 
-        folder = build_tiny_model(recipe, tokenizer_corpus(recipe, examples),
-                                  cache_root(RunOptions()))
+        folder = build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache_root())
         tokenizer, name = AutoTokenizer.from_pretrained(str(folder)), f"{recipe.model} (tiny)"
     else:
         from recipes.backends.reference import load_tokenizer as load
@@ -80,7 +79,8 @@ def build_report(recipe: Any, n: int) -> dict[str, Any]:
     """Load and prepare the recipe's data as a run would; the preview as a JSON-able dict."""
     from recipes.data.prepare import load_examples, prepare
     from recipes.data.preview import describe
-    from recipes.train import PROJECT_ROOT, data_source, quiet_libraries
+    from recipes.host import PROJECT_ROOT, quiet_libraries
+    from recipes.schema import data_source
 
     quiet_libraries()
     source = data_source(recipe)

@@ -73,10 +73,17 @@ class RunProcess:
         self.on_event = on_event
         self.proc: asyncio.subprocess.Process | None = None
         self._stop = asyncio.Event()
+        self.detached = False  # left running when the app quits: never signalled by it
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+    def detach(self) -> None:
+        """Leave the run going when this app exits ("leave it running and quit"): nothing in
+        ``run()``'s cleanup signals it. It survives a closed pipe (events.jsonl has every
+        event) as it survives a closed terminal; History follows it from its events.jsonl."""
+        self.detached = True
 
     def request_stop(self) -> None:
         """Graceful stop: SIGINT now; ``run()`` escalates to SIGKILL after the grace period."""
@@ -124,9 +131,10 @@ class RunProcess:
             self.state.version += 1
             return -1
         finally:
-            await self._ensure_dead()
+            if not self.detached:
+                await self._ensure_dead()
             self.state.live = False
-            if temp_dir is not None:
+            if temp_dir is not None and not self.detached:  # a detached run may still read it
                 with contextlib.suppress(OSError):
                     for child in Path(temp_dir).iterdir():
                         child.unlink()

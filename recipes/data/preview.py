@@ -64,8 +64,10 @@ def describe(loaded: Loaded, prepared: PreparedData, tokenizer: Any, recipe: Rec
     stats = prepared.stats
     locate = loaded.locate
     by_row = {ex.row: ex for ex in prepared.splits.train}
-    items = sorted({t.row: t for t in prepared.train}.values(), key=lambda t: t.row)[:n]
     text = loaded.layout == "text"
+    # Blocks of plain text in training order; examples by their row in the file.
+    items = prepared.train[:n] if text else sorted(
+        {t.row: t for t in prepared.train}.values(), key=lambda t: t.row)[:n]
     renderer = None if text else Renderer(tokenizer, recipe)
     examples = []
     for item in items:

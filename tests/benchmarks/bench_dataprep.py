@@ -18,7 +18,7 @@ prepares it in one fresh child process per side (``--side ...``), so each side's
   does) and ``val_fraction = test_fraction = 0`` (so every row is tokenized, as on the TRL
   side): load, detect, normalise, split, render, tokenize, mask labels to the assistant
   responses, drop untrainable rows, preflight statistics. The child first calls
-  ``recipes.train.quiet_libraries()`` as ``run()`` does, which sets
+  ``recipes.host.quiet_libraries()`` as ``run()`` does, which sets
   ``TOKENIZERS_PARALLELISM=false`` unless it is already set.
 * **slothlab-parallel** (opt-in): the same with ``TOKENIZERS_PARALLELISM=true``, i.e. the
   Rust-parallel batch tokenization that ``recipes.data.render.tokenize`` is written for.
@@ -154,15 +154,14 @@ def load_tokenizer(cache: Path):
     if REAL_TOKENIZER.is_dir():
         return AutoTokenizer.from_pretrained(str(REAL_TOKENIZER)), "TinyLlama-1.1B-Chat (real)"
     from recipes.data.prepare import load_examples
+    from recipes.host import PROJECT_ROOT
     from recipes.registry import find_recipe
-    from recipes.schema import load_recipe
-    from recipes.train import PROJECT_ROOT, _tiny_model_folder, data_source
+    from recipes.schema import data_source, load_recipe
+    from recipes.tiny import build_tiny_model, tokenizer_corpus
 
     recipe = load_recipe(find_recipe("demo"))
     examples, _, _ = load_examples(recipe, data_source(recipe), base_dirs=[PROJECT_ROOT])
-    scratch = cache / "scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
-    folder = _tiny_model_folder(recipe, examples, cache, scratch)
+    folder = build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache)
     return AutoTokenizer.from_pretrained(str(folder)), "demo tiny tokenizer"
 
 
@@ -275,12 +274,10 @@ def child(side: str, path: Path, profile: Path | None) -> int:
     warnings.filterwarnings("ignore")
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     if side == "slothlab":
-        # Exactly what recipes.train.run() does before it prepares the data; among other things
-        # it sets TOKENIZERS_PARALLELISM=false (unless already set), which makes the batched
-        # tokenization single-threaded.
-        from recipes import train
+        # Exactly what recipes.runner.run() does before it prepares the data.
+        from recipes.host import quiet_libraries
 
-        (getattr(train, "quiet_libraries", None) or train._quiet_libraries)()
+        quiet_libraries()
     elif side == "slothlab-parallel":
         os.environ["TOKENIZERS_PARALLELISM"] = "true"  # what recipes/data/render.py's tokenize() expects
     tokenizer, tok_name = load_tokenizer(path.parent / "tiny-cache")

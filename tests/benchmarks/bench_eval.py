@@ -27,10 +27,10 @@ def main() -> None:
     from recipes.data.prepare import load_examples, split
     from recipes.data.render import Renderer
     from recipes.evaluate import build_eval_set, generate, stop_token_ids
+    from recipes.host import quiet_libraries
     from recipes.registry import bundled
     from recipes.schema import load_recipe
     from recipes.tiny import build_tiny_model, tokenizer_corpus
-    from recipes.train import quiet_libraries
 
     quiet_libraries()
     recipe = load_recipe(bundled()["demo"], overrides=["test_fraction=0.45", "val_fraction=0.05"])

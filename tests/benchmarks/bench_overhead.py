@@ -5,17 +5,17 @@
     .venv/bin/python tests/benchmarks/bench_overhead.py --threads 1     # for a busy machine
 
 Both sides train the same miniature model (the demo's tiny TinyLlama, 4-bit NF4 + LoRA, built
-by slothlab's own ``recipes.train._tiny_model_folder`` into a temporary cache) on the same
+by slothlab's own ``recipes.tiny.build_tiny_model`` into a temporary cache) on the same
 tokenized data (``recipes.data.prepare.load_examples`` + ``prepare``), for the same number of steps with
 the same batch size, learning rate, schedule, seed and ``adamw_8bit`` optimizer:
 
 * **bare**: a plain TRL trainer built here with a minimal ``SFTConfig`` (no eval, no checkpoint
   saving, ``report_to="none"``) and no callbacks but a timer. The trainer class is
-  ``recipes.train.trainer_class("cpu")``: TRL 1.15's ``SFTTrainer.compute_loss`` goes through a
+  ``recipes.trainer.trainer_class("cpu")``: TRL 1.15's ``SFTTrainer.compute_loss`` goes through a
   fused Triton LM-head kernel, and Triton has no CPU driver, so a stock ``SFTTrainer`` cannot
   train on a CPU at all. slothlab's CPU subclass only swaps the loss for the model's own
   causal-LM cross-entropy; both sides use it, so the comparison is like for like.
-* **slothlab**: ``recipes.train.run(recipe, RunOptions(...))``, the path ``slothlab --recipe demo``
+* **slothlab**: ``recipes.runner.run(recipe, RunOptions(...))``, the path ``slothlab --recipe demo``
   takes, with ``eval_steps=0``, ``val_fraction=0``, ``test_fraction=0``, ``eval_samples=0`` and
   ``eval_prompts=0`` (no evaluation of any kind) and ``save_steps`` larger than the run (no
   periodic checkpoints), so that only the orchestration differs: the event callback, the
@@ -53,9 +53,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipes import events as ev
+from recipes.host import PROJECT_ROOT
 from recipes.registry import find_recipe
 from recipes.schema import Recipe, load_recipe
-from recipes.train import PROJECT_ROOT
 
 
 @dataclass
@@ -118,15 +118,16 @@ def demo_recipe(steps: int, logging_steps: int) -> Recipe:
 
 
 def prepare_inputs(recipe: Recipe, cache: Path, scratch: Path) -> tuple[Path, object]:
-    """The tiny model folder and the tokenized data, built as recipes/train.py builds them."""
-    from recipes.backends import reference
+    """The tiny model folder and the tokenized data, built as the finetune stage builds them."""
+    from recipes.backends import load_model, reference
     from recipes.data.prepare import load_examples, prepare
-    from recipes.train import _tiny_model_folder, data_source, load_model
+    from recipes.schema import data_source
+    from recipes.tiny import build_tiny_model, tokenizer_corpus
 
     source = data_source(recipe)
     examples, skipped, n_rows = load_examples(recipe, source, base_dirs=[PROJECT_ROOT])
     scratch.mkdir(parents=True, exist_ok=True)
-    folder = _tiny_model_folder(recipe, examples, cache, scratch)
+    folder = build_tiny_model(recipe, tokenizer_corpus(recipe, examples), cache)
     _, tokenizer = load_model(reference, folder, recipe, "cpu")
     data = prepare(recipe, tokenizer, examples, skipped, n_rows, source=source)
     return folder, data
@@ -138,8 +139,8 @@ def bare_run(recipe: Recipe, folder: Path, data, out_dir: Path) -> Timing:
     from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig
 
-    from recipes.backends import reference
-    from recipes.train import adapters_in_fp32, load_model, trainer_class
+    from recipes.backends import load_model, reference
+    from recipes.trainer import adapters_in_fp32, trainer_class
 
     model, tokenizer = load_model(reference, folder, recipe, "cpu")
     train = Dataset.from_dict({"input_ids": [t.input_ids for t in data.train],
@@ -190,7 +191,7 @@ def bare_run(recipe: Recipe, folder: Path, data, out_dir: Path) -> Timing:
 
 
 def slothlab_run(recipe: Recipe, runs_root: Path, cache: Path) -> Timing:
-    from recipes.train import RunOptions, run
+    from recipes.runner import RunOptions, run
 
     marks: list[Mark] = []
     final: list[float | None] = [None]
@@ -212,16 +213,13 @@ def callback_cost(root: Path, calls: int = 2000) -> tuple[float, float]:
     A microbenchmark of the orchestration itself (memory sampling, the Step event, its JSON line
     written and flushed, listeners), immune to the noise of whole training runs.
     """
-    import inspect
     import types
 
-    from recipes import train
+    from recipes.signals import StopFlag
+    from recipes.trainer import event_callback
 
     writer = ev.EventWriter(root / "events.jsonl")
-    extra = {}
-    if "evaluation" in inspect.signature(train._event_callback).parameters:
-        extra["evaluation"] = None  # only used by on_evaluate
-    callback = train._event_callback(writer, "cpu", train.StopFlag(), None, **extra)
+    callback = event_callback(writer, "cpu", StopFlag(), None)
     state = types.SimpleNamespace(global_step=5, max_steps=150, epoch=0.1,
                                   num_input_tokens_seen=0)
     logs = {"loss": 2.5, "learning_rate": 1e-3, "grad_norm": 1.5}
@@ -254,9 +252,9 @@ def main() -> int:
     # A CPU benchmark on any machine: with a GPU visible, run() would train there and the bare
     # side (CPU trainer class) would not be comparable.
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from recipes import train
+    from recipes.host import quiet_libraries
 
-    (getattr(train, "quiet_libraries", None) or train._quiet_libraries)()  # as run() does
+    quiet_libraries()  # as run() does
     import torch
 
     if args.threads:

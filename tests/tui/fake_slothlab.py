@@ -1,8 +1,9 @@
 """A stand-in for `slothlab --json` that emits a scripted event stream (no torch, instant).
 
 Same arguments as the real command (--recipe, --set, --tiny, --json, --runs-dir, --resume,
-and `check --device --json`); the same run directory layout; the same exit codes and SIGINT
-behaviour (finish the step, checkpoint, `stopped`, exit 130). Driven by environment variables:
+and `check --device --json`; `chat` is fake_chat.py); the same run directory layout; the same
+exit codes and SIGINT behaviour (finish the step, checkpoint, `stopped`, exit 130). Driven by
+environment variables:
 
     FAKE_STEPS=40          total steps            FAKE_RATE=200     step events per second
     FAKE_EVAL_EVERY=10     eval (with samples)    FAKE_MODE=ok | bad | fail | crash | hang
@@ -48,7 +49,7 @@ def device(kind: str) -> int:
     print(json.dumps({
         "torch": "2.14.1", "cuda_available": gpu, "gpu_name": "NVIDIA GeForce RTX 3060" if gpu
         else None, "vram_total_gib": 12.0 if gpu else None, "vram_free_gib": 11.2 if gpu else None,
-        "bf16": gpu, "unsloth": "2026.10.7", "unsloth_importable": gpu,
+        "bf16": gpu, "unsloth": "2026.10.9", "unsloth_importable": True,
         "backend": "unsloth" if gpu else "reference",
         "backend_reason": "CUDA device and unsloth importable" if gpu
         else "no CUDA device: reference backend (transformers + bitsandbytes + peft)"}))
@@ -92,6 +93,14 @@ def data_preview(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["check"]:
         return device(os.environ.get("FAKE_DEVICE", "cpu"))
+    if argv[:1] == ["chat"]:
+        from fake_chat import main as chat  # this folder is on sys.path: the script's own
+
+        return chat(argv[1:])
+    if argv[:1] == ["export"]:
+        from fake_export import main as export_main  # tests/tui/fake_export.py
+
+        return export_main(argv[1:])
     if argv[:1] == ["data"]:
         return data_preview(argv[1:])
     parser = argparse.ArgumentParser()

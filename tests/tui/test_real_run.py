@@ -1,5 +1,6 @@
 """The TUI driving a real tiny-mode run on the CPU: configure, start, see steps, stop, resume,
-results. The only test here that trains (about 30-60 s on two cores)."""
+results, then a chat with what it trained. The only test here that trains (about 30-60 s on
+two cores)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.widgets import Input
 from recipes.rundir import latest_checkpoint
 from tests.tui.conftest import CPU_ONLY, device_probe, fake_fit
 from tui.app import SlothlabApp
+from tui.screens.chat import ChatScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.results import ResultsScreen
@@ -78,3 +80,21 @@ async def test_real_tiny_run_stop_resume_results() -> None:
         shown = "\n".join(s.text for s in app.screen.query_one("ArtifactsView").render_lines(
             app.screen.query_one("ArtifactsView").region.reset_offset))
         assert "final train loss" in shown and "adapter" in shown
+
+        # Chat with what was trained: the real `slothlab chat --json` in its own process.
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen), 5, "the Chat screen")
+        chat = app.screen
+        await until(pilot, lambda: chat.ready or chat.failed, 120, "the chat to load")
+        assert not chat.failed, list(chat.process.stderr)[-5:]
+        assert chat.ready["loaded"]["weights"] == "4-bit nf4"
+        chat.query_one("#prompt", Input).value = "What is 2 plus 2?"
+        await pilot.press("enter")
+        tuned = chat.query_one("#pane-tuned")
+        await until(pilot, lambda: len(tuned.children) >= 2 and not chat.answering, 120,
+                    "the question and both answers")
+        assert not chat.failed and "What is 2 plus 2?" in str(tuned.children[0].render())
+        process = chat.process
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ResultsScreen), 5, "back to Results")
+        await until(pilot, lambda: not process.running, 10, "the chat process to end")

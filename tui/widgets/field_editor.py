@@ -73,7 +73,7 @@ def missing_data_file(value: Any) -> str:
     with . / ~) that is not there, found the way the run looks it up; "" when it is fine.
     Hub ids (owner/name) are not checked here: the run checks the hub."""
     from recipes.data.sources import resolve_path, source_exists
-    from recipes.train import PROJECT_ROOT
+    from recipes.host import PROJECT_ROOT
 
     for name in value if isinstance(value, list) else [value]:
         if not isinstance(name, str) or not name.strip():
