@@ -96,7 +96,7 @@ def load_tokenizer(base: str, adapter: Path, recipe: Recipe) -> Any:
 
 def stop_tokens(tokenizer: Any, recipe: Recipe) -> list[str]:
     """The strings generation stops at, as the eval stops: EOS and the template's end of turn."""
-    from recipes.data import Renderer
+    from recipes.data.render import Renderer
 
     stops = [tokenizer.eos_token] if tokenizer.eos_token else []
     try:

@@ -48,7 +48,7 @@ def _specials(tokenizer: Any) -> dict[str, str]:
 
 def render_chat(template: str, tokenizer: Any, messages: list[dict[str, str]]) -> str:
     """``template`` (Jinja) rendered as transformers renders it, with a generation prompt."""
-    from recipes.data import compile_template
+    from recipes.data.render import compile_template
 
     return compile_template(template).render(messages=messages, add_generation_prompt=True,
                                              **_specials(tokenizer))

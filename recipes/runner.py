@@ -29,6 +29,7 @@ from recipes.host import PROJECT_ROOT, describe_device, quiet_libraries, train_d
 from recipes.rundir import (
     EVENTS_FILE,
     RECIPE_FILE,
+    checkpoints,
     latest_checkpoint,
     new_run_dir,
     read_done,
@@ -115,7 +116,7 @@ def check_resume(recipe: Recipe, run_dir: Path, set_aside: list[str]) -> None:
                               "or start a new run with more steps")
     if not resumable(recipe, run_dir):
         broken = f" ({'; '.join(set_aside)})" if set_aside else ""
-        raise RunDirError(f"this run has no whole checkpoint to resume from{broken}",
+        raise RunDirError(f"this run has no checkpoint to resume from{broken}",
                           where=str(run_dir),
                           fix=f"start it again with `slothlab --recipe {run_dir / RECIPE_FILE}`; "
                               f"checkpoints are saved every save_steps={recipe.save_steps} "
@@ -131,13 +132,23 @@ def prepare_resume(recipe: Recipe, options: RunOptions) -> tuple[Any, list[str]]
     if not (run_dir / RECIPE_FILE).is_file():
         raise RunDirError("not a slothlab run (recipe.yaml missing)", where=str(run_dir),
                           fix="pass a folder created by `slothlab --recipe ...` (runs/<id>)")
-    lock = lock_run(run_dir)  # first: of two resumes of one run, one waits for nothing
+    left = pending(recipe, run_dir)
+    if not left or _finished(run_dir) or not (
+            resumable(recipe, run_dir)
+            or checkpoints(stage_folder(run_dir, left[0], staged=bool(recipe.stages)))):
+        check_resume(recipe, run_dir, [])  # refuses, touching nothing
+    from recipes.lock import LOCK_FILE
+
+    created = not (run_dir / LOCK_FILE).exists()
+    lock = lock_run(run_dir)  # before any change: of two resumes of one run, one goes on
     try:
         moved = [line for name in pending(recipe, run_dir)
                  for line in set_aside_broken(stage_folder(run_dir, name, staged=bool(recipe.stages)))]
         check_resume(recipe, run_dir, moved)
     except BaseException:
         lock.close()
+        if created:
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
         raise
     return lock, moved
 

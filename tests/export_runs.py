@@ -37,7 +37,7 @@ def make_run(root: Path, model: str, cache: Path, **fields) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from recipes.data import load_examples
+    from recipes.data.prepare import load_examples
     from recipes.tiny import build_tiny_model, tokenizer_corpus
 
     recipe = tiny_recipe(model, **fields)

@@ -20,6 +20,7 @@ import pytest
 from recipes.export import ExportError, plan_export, run_export
 from recipes.rundir import ADAPTER, CHECKPOINTS
 from tests.export_runs import make_run
+from tests.helpers import whole_checkpoint
 from tui.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,7 @@ def test_a_type_the_target_cannot_write(run_dir: Path, capsys) -> None:
 def test_a_stopped_run_offers_its_latest_checkpoint(run_dir: Path, capsys) -> None:
     checkpoint = run_dir / CHECKPOINTS / "checkpoint-2"
     shutil.move(run_dir / ADAPTER, checkpoint)
+    whole_checkpoint(checkpoint)  # what the trainer leaves: its state files and the marker
     assert main(["export", str(run_dir), "--to", "merged"]) == 2
     err = capsys.readouterr().err
     assert "no final adapter" in err and f"--checkpoint {checkpoint}" in err
@@ -143,7 +145,7 @@ def test_a_tokenizer_the_converter_refuses_is_one_clear_error(tmp_path: Path,
                                                               tiny_cache: Path) -> None:
     """A real-mode run on a local model folder with a home-made byte-level BPE tokenizer: the
     real converter refuses it, and the export says so in one message."""
-    from recipes.data import load_examples
+    from recipes.data.prepare import load_examples
     from recipes.tiny import build_tiny_model, tokenizer_corpus
     from tests.export_runs import tiny_recipe
 

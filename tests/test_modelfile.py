@@ -123,7 +123,7 @@ def test_real_models_templates_are_recognised_and_rendered_alike(render_go, fold
 
 
 def test_prompt_template_renders_like_training(render_go, tiny_llama_tokenizer) -> None:
-    from recipes.data import Renderer
+    from recipes.data.render import Renderer
 
     recipe = Recipe(prompt_template="### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n"
                                     "### Response:\n{response}")

@@ -16,6 +16,7 @@ import pytest
 from recipes import events as ev
 from recipes.registry import bundled
 from recipes.schema import Recipe, dump_recipe, load_recipe
+from tests.helpers import whole_checkpoint
 from tui.app import SlothlabApp
 from tui.device import DeviceInfo
 from tui.driver import DriverReport, Gpu
@@ -116,16 +117,6 @@ def make_app(tmp_path: Path) -> Callable[..., SlothlabApp]:
 # -- deterministic past runs ---------------------------------------------------------------
 def loss_at(step: int, speed: float = 1.0) -> float:
     return 0.9 + 6.0 * math.exp(-step * speed / 40) + 0.08 * math.sin(step / 3)
-
-
-def whole_checkpoint(folder: Path) -> None:
-    """A checkpoint folder a resume accepts (placeholder files and the completion marker)."""
-    from recipes.rundir import STATE_FILES, mark_complete
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("adapter_model.safetensors", *STATE_FILES):
-        (folder / name).write_text("{}", encoding="utf-8")
-    mark_complete(folder)
 
 
 def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
