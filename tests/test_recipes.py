@@ -173,7 +173,8 @@ def test_task_balancing_evens_trained_token_shares(tiny_llama_tokenizer) -> None
     prepared = prepare(r, tiny_llama_tokenizer, data.examples, data.skipped, data.n_rows,
                        source="inkuba")
     shares = prepared.stats["task_shares"]
-    assert shares["before"]["mt"] > 0.5, "MT dominates the trained tokens before balancing"
+    before = shares["before"]
+    assert before["mt"] == max(before.values()) > 0.4, "MT dominates before balancing"
     assert all(abs(v - 1 / 3) < 0.05 for v in shares["after"].values()), shares["after"]
     unbalanced = prepare(load_recipe(bundled()["inkuba-multitask"],
                                      overrides=["tiny=true", "task_balance=none"]),
