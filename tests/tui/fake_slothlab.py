@@ -31,6 +31,7 @@ from recipes import events as ev  # noqa: E402
 from recipes.registry import find_recipe  # noqa: E402
 from recipes.rundir import CHECKPOINTS, EVENTS_FILE, RECIPE_FILE, new_run_dir  # noqa: E402
 from recipes.schema import dump_recipe, load_recipe  # noqa: E402
+from tests.helpers import whole_checkpoint  # noqa: E402
 
 stop_requested = False
 
@@ -145,7 +146,7 @@ def main(argv: list[str]) -> int:
 
     def checkpoint(step: int) -> None:
         path = run_dir / CHECKPOINTS / f"checkpoint-{step}"
-        path.mkdir(parents=True, exist_ok=True)
+        whole_checkpoint(path)  # the files a resume checks, and the completion marker
         writer.emit(ev.Checkpoint(step=step, path=str(path)))
 
     for step in range(start_step + 1, steps + 1):

@@ -81,7 +81,7 @@ class ResultsScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "reload", "Reload"),
-        Binding("t", "chat", "Chat"),
+        Binding("t", "chat", "Chat", show=False),  # written on the run box (80 columns)
         Binding("e", "export", "Export"),
     ]
 
@@ -108,6 +108,7 @@ class ResultsScreen(Screen):
         name = self.state.run_dir.name if self.state.run_dir else self.state.title
         self.sub_title = f"Results · {safe_text(name, multiline=False)}"
         self.query_one("#artifacts-box").border_title = "run"
+        self.query_one("#artifacts-box").border_subtitle = "t chat with it"
         self.query_one("#metrics-box").border_title = "before / after"
         self.action_reload()
 
