@@ -135,6 +135,8 @@ def test_responses_cut_by_max_seq_length_are_dropped_not_refused(
     prepared = prepare(recipe, tiny_llama_tokenizer, data.examples, data.skipped, data.n_rows,
                        source=str(path), locate=data.locate)
     assert len(prepared.train) == 29
+    assert [ex.row for ex in prepared.splits.train] == [t.row for t in prepared.train], \
+        "the split's examples stay paired with their items"
     dropped = prepared.stats["dropped"]
     assert dropped["count"] == 1 and dropped["rows"] == ["line 12"]
     note = next(n for n in prepared.notes if n.startswith("dropped 1 example"))

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from recipes.data.types import Tokenized
+from recipes.data.types import Example, Tokenized
 from recipes.errors import DataError
 from recipes.schema import Recipe
 
@@ -83,12 +83,18 @@ def check_trainable(stats: dict[str, Any], recipe: Recipe, source: str,
                if len(rows) < total else ""))
 
 
-def drop_untrainable(items: list[Tokenized]) -> tuple[list[Tokenized], list[Tokenized]]:
-    """(kept, dropped): examples with no trained token left after truncation are dropped."""
-    kept, dropped = [], []
-    for item in items:
-        (kept if item.trained else dropped).append(item)
-    return kept, dropped
+def drop_untrainable(examples: list[Example], items: list[Tokenized]
+                     ) -> tuple[list[Example], list[Tokenized], list[Tokenized]]:
+    """(examples kept, their items, items dropped): an example with no trained token left
+    after truncation is dropped; ``examples[i]`` is the example of ``items[i]``."""
+    kept_examples, kept, dropped = [], [], []
+    for example, item in zip(examples, items, strict=True):
+        if item.trained:
+            kept_examples.append(example)
+            kept.append(item)
+        else:
+            dropped.append(item)
+    return kept_examples, kept, dropped
 
 
 def dropped_report(dropped: list[Tokenized], recipe: Recipe,

@@ -168,8 +168,9 @@ def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: di
         train = tokenize(splits.train, renderer, recipe.max_seq_length)
         val = tokenize(splits.val, renderer, recipe.max_seq_length)
         check_trainable(preflight_stats(train, val), recipe, source, locate)
-        train, dropped = drop_untrainable(train)
-        val, dropped_val = drop_untrainable(val)
+        # The examples of the splits stay aligned with their items (the evaluation pairs them).
+        splits.train, train, dropped = drop_untrainable(splits.train, train)
+        splits.val, val, dropped_val = drop_untrainable(splits.val, val)
         stats = preflight_stats(train, val)
         stats["dropped"], note = dropped_report(dropped + dropped_val, recipe, locate)
         if note:
