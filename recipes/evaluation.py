@@ -74,6 +74,8 @@ class Evaluation:
         every = data.splits.train + data.splits.val + data.splits.test
         self.labels = label_sets(every, recipe.classification_tasks)
         tasks = [ex.meta.get("task", "") for ex in data.splits.val]
+        if len(tasks) != len(data.val):  # plain text: held-out documents packed into blocks
+            tasks = [""] * len(data.val)
         self.val_groups: dict[str, list[Any]] = {}
         for task, item in zip(tasks, data.val, strict=True):
             self.val_groups.setdefault(task, []).append(item)

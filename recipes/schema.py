@@ -29,7 +29,7 @@ from recipes.models import CHAT_TEMPLATES, linear_modules_of, unknown_target_mod
 METRIC_NAMES = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match",
                 "accuracy", "weighted_f1", "zindi")
 CHOICES_DTYPE = ("auto", "bfloat16", "float16", "float32")
-CHOICES_FORMAT = ("auto", "messages", "sharegpt", "instruction")
+CHOICES_FORMAT = ("auto", "messages", "sharegpt", "instruction", "prompt_completion", "text")
 CHOICES_SCHEDULER = (
     "linear",
     "cosine",
@@ -193,16 +193,20 @@ class Recipe:
                         group="data")
     dataset_format: str = knob("auto", "How rows hold conversations: messages "
                                "(role/content turns), sharegpt (from/value turns in "
-                               "'conversations'), instruction (instruction/input/response "
-                               "columns); auto picks one from the columns.",
+                               "'conversations'), instruction (Alpaca instruction/input/output "
+                               "or question/answer pairs), prompt_completion (TRL), text (plain "
+                               "text: continued pretraining); auto picks one from the columns.",
                                group="data", choices=CHOICES_FORMAT)
     dataset_split: str = knob("train", "Split to read from a hub dataset.", group="data")
     dataset_subset: str = knob("", "Hub dataset configuration name, if it has several.",
                                group="data")
+    sheet: str = knob("", "Excel sheet to read (its name, or its number from 1); empty = the "
+                      "first.", group="data")
     columns: dict[str, str] = knob(
         {},
-        "Column names when they differ from the format's defaults "
-        "(messages, conversations, instruction, input, response, system).",
+        "File columns for roles the layout detection would not find, e.g. {instruction: "
+        "question, response: answer} (roles: messages, conversations, instruction, input, "
+        "response, system, history, tools, text).",
         group="data",
     )
     prompt_template: str = knob(
@@ -237,6 +241,13 @@ class Recipe:
                                group="data", min=0.0, max=0.5)
     test_fraction: float = knob(0.1, "Share of rows held out for the before/after evaluation.",
                                 group="data", min=0.0, max=0.5)
+    split_by: str = knob(
+        "", "Column whose equal values always land in the same split (e.g. a source sentence "
+        "with several translations); empty = rows sharing the prompt's source text.",
+        group="data")
+    max_dropped_fraction: float = knob(
+        0.1, "Share of rows that may be dropped (an empty answer, or a response cut away by "
+        "max_seq_length) before the run is refused.", group="data", min=0.0, max=1.0)
 
     # -- from-scratch stages (gemma3-scratch) ------------------------------------------
     stages: list[str] = knob(
@@ -437,6 +448,10 @@ def data_fields(tiny: bool, sample: Any, sample_extra: Any) -> tuple[str, str]:
             "sample_extra_datasets" if tiny and sample_extra else "extra_datasets")
 
 
+# Fields that describe how the recipe's own dataset is read; `--set dataset=` resets them.
+DATASET_READING = ("dataset_format", "columns", "split_by", "sheet", "dataset_subset")
+
+
 def data_source(recipe: Recipe) -> str:
     """The dataset a run reads: the sample in tiny mode (``--set dataset=...`` sets it too)."""
     main, _ = data_fields(recipe.tiny, recipe.sample_dataset, recipe.sample_extra_datasets)
@@ -522,6 +537,11 @@ def recipe_from_mapping(
         key, value = parse_override(text)
         values[key] = coerce(key, value, where=f"--set {text}")
         from_cli.add(key)
+    if "dataset" in from_cli and not values.get("dataset_builder"):
+        # Another file: detect its layout, unless the command line also says how to read it.
+        for key in DATASET_READING:
+            if key not in from_cli:
+                values.pop(key, None)
     if values.get("tiny") and "dataset" in from_cli:
         values["sample_dataset"] = values["dataset"]  # an explicit dataset wins over the sample
     if values.get("tiny"):

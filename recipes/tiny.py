@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,9 @@ def build_tiny_model(recipe: Recipe, texts: list[str], cache_root: Path) -> Path
     import torch
     from transformers import AutoModelForCausalLM
 
-    partial = folder.with_name(folder.name + ".partial")
+    # A folder of this process's own: a run and a `slothlab data` preview may build the same
+    # miniature at once, and neither must see (or delete) the other's half-written files.
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)  # what an interrupted build left
     partial.mkdir(parents=True)
     tokenizer = train_tokenizer(info, texts, TINY["vocab_size"], partial)
@@ -189,8 +192,8 @@ def build_tiny_model(recipe: Recipe, texts: list[str], cache_root: Path) -> Path
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    if not folder.exists():
+    try:
         partial.replace(folder)
-    else:  # built meanwhile by another process: keep that one
+    except OSError:  # built meanwhile by another process: keep that one
         shutil.rmtree(partial, ignore_errors=True)
     return folder

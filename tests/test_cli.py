@@ -99,7 +99,7 @@ def test_bad_values_are_refused(existing_runs, capsys, override, field) -> None:
     (None, "missing.jsonl", "dataset file not found"),
     ("x", "data.txt", "unknown dataset file type '.txt'"),
     ("", "empty.jsonl", "the dataset is empty"),
-    ('{"question": "q", "answer": "a"}\n', "cols.jsonl", "needs column(s) 'conversations'"),
+    ('{"foo": "q", "bar": "a"}\n', "cols.jsonl", "cannot tell the dataset's layout"),
 ])
 def test_bad_datasets_are_refused(existing_runs, tmp_path, capsys, content, name, message) -> None:
     path = tmp_path / name
@@ -234,8 +234,9 @@ def test_a_failure_the_progress_view_showed_is_not_printed_again(runs_dir, capsy
     code = main([*DEMO, "--tiny", "--set", "max_seq_length=28", "--runs-dir", str(runs_dir)])
     captured = capsys.readouterr()
     assert code == EXIT_BAD_INPUT
-    assert "no trained token" in captured.out and "--set max_seq_length=" in captured.out
-    assert "no trained token" not in captured.err, "shown once, by the progress view"
+    shown = "the response starts after max_seq_length=28 tokens"
+    assert shown in captured.out and "--set max_seq_length=" in captured.out
+    assert shown not in captured.err, "shown once, by the progress view"
 
 
 def test_fields_shows_values_with_brackets_as_text(capsys, monkeypatch) -> None:

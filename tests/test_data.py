@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recipes.data.layouts import detect_format, normalise
+from recipes.data.convert import normalise
+from recipes.data.layouts import detect_format
 from recipes.data.prepare import load_examples, preflight_stats, split
 from recipes.data.render import Renderer, tokenize
 from recipes.data.sources import load_rows
@@ -109,7 +110,7 @@ def test_truncation_is_counted_and_untrainable_rows_named(tiny_llama_tokenizer) 
     assert stats["no_trained_tokens"] == [5, 7]
     with pytest.raises(DataError) as info:
         check_trainable(stats, Recipe(max_seq_length=20), "data.jsonl")
-    assert "rows 5, 7" in info.value.what and "max_seq_length=20" in info.value.fix
+    assert "rows 5, 7" in info.value.what and "max_seq_length=20" in info.value.what
     # The advice names a length that keeps part of every response, and that length works.
     latest = max(t.response_start for t in toks)
     suggested = int(info.value.fix.split("--set max_seq_length=")[1].split()[0])
@@ -125,7 +126,7 @@ def test_rows_with_no_response_found_get_template_advice(tiny_llama_tokenizer) -
     stats = {"no_trained_tokens": [3], "response_starts": [-1]}
     with pytest.raises(DataError) as info:
         check_trainable(stats, Recipe(), "data.jsonl")
-    assert "no response was found" in info.value.fix and "chat_template" in info.value.fix
+    assert "row 3: no response found" in info.value.what and "chat_template" in info.value.fix
 
 
 def test_trained_share_matches_masks(tiny_llama_tokenizer) -> None:
@@ -172,7 +173,8 @@ def test_rows_without_answers_are_skipped_and_counted() -> None:
             {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}]}]
     examples, skipped = normalise(rows, Recipe(), "x")
     assert [e.row for e in examples] == [2]
-    assert skipped == {"no assistant turn with text": 1, "a turn with empty text": 1}
+    assert skipped == {"no assistant turn with text (row 1)": 1,
+                       "a turn with empty text (row 3)": 1}
 
 
 def test_column_mapping() -> None:
@@ -234,14 +236,14 @@ def test_missing_column_lists_what_is_there(tmp_path: Path) -> None:
 
 def test_malformed_turn_names_the_row() -> None:
     rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
-            {"messages": [{"from": "human", "value": "q"}]}]
-    with pytest.raises(DataError, match="row 2"):
+            {"messages": [{"speaker": "human", "text": "q"}]}]
+    with pytest.raises(DataError, match="row 2, column 'messages': turn 1: a turn has no role"):
         normalise(rows, Recipe(), "x")
 
 
 def test_unknown_role_names_the_row() -> None:
     rows = [{"messages": [{"role": "narrator", "content": "q"}]}]
-    with pytest.raises(DataError, match="row 1: unknown role 'narrator'"):
+    with pytest.raises(DataError, match="row 1, column 'messages': turn 1: unknown role 'narrator'"):
         normalise(rows, Recipe(), "x")
 
 
@@ -324,9 +326,9 @@ def test_auto_format_follows_the_columns(row: dict, expected: str) -> None:
 
 
 def test_auto_format_with_unknown_columns_says_what_to_set() -> None:
-    with pytest.raises(DataError, match="cannot tell the dataset's format") as info:
-        detect_format([{"question": "q", "answer": "a"}], Recipe(), "x")
-    assert "dataset_format" in info.value.fix and "columns=" in info.value.fix
+    with pytest.raises(DataError, match="cannot tell the dataset's layout") as info:
+        detect_format([{"foo": "q", "bar": "a"}], Recipe(), "x")
+    assert "columns=" in info.value.fix
 
 
 def test_default_recipe_reads_the_default_dataset() -> None:

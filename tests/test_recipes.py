@@ -68,8 +68,8 @@ def test_finetome_sample_keeps_system_turns() -> None:
 
 def test_medqa_merges_cleans_and_reports() -> None:
     r, data = loaded("medqa-tinyllama")
-    assert data.skipped == {"AfriMed-QA mcq (not free text)": 6, "empty instruction or response": 1,
-                            "duplicate": 2, "longer than max_chars=4000": 1}
+    assert data.skipped == {"AfriMed-QA mcq (not free text)": 6, "empty answer (row 71)": 1,
+                            "duplicate (rows 70, 72)": 2, "longer than max_chars=4000 (row 73)": 1}
     assert any("merged" in n and "AfriMed-QA" in n for n in data.notes)
     questions = [e.fields["instruction"] for e in data.examples]
     assert "What are the symptoms of Asthma ?" in questions, "whitespace is normalised"
@@ -173,7 +173,8 @@ def test_task_balancing_evens_trained_token_shares(tiny_llama_tokenizer) -> None
     prepared = prepare(r, tiny_llama_tokenizer, data.examples, data.skipped, data.n_rows,
                        source="inkuba")
     shares = prepared.stats["task_shares"]
-    assert shares["before"]["mt"] > 0.5, "MT dominates the trained tokens before balancing"
+    before = shares["before"]
+    assert before["mt"] == max(before.values()) > 0.4, "MT dominates before balancing"
     assert all(abs(v - 1 / 3) < 0.05 for v in shares["after"].values()), shares["after"]
     unbalanced = prepare(load_recipe(bundled()["inkuba-multitask"],
                                      overrides=["tiny=true", "task_balance=none"]),

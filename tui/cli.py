@@ -12,6 +12,7 @@
     slothlab eval RUN_DIR [--base]             # re-run a finished run's evaluation
     slothlab chat RUN_DIR [--mode both] [--json]   # talk to the fine-tuned model (and its base)
     slothlab export RUN_DIR --to merged|gguf|ollama [--dtype T]   # use it elsewhere
+    slothlab data --recipe demo [-n 3] [--json]  # the data as the model sees it, no training
 
 Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
 so `slothlab --help` and `--list` answer at once.
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                "(--mode both, --json)\n"
                "  slothlab export RUN_DIR --to merged|gguf|ollama   merged 16-bit model, GGUF "
                "(llama.cpp) or Ollama model\n"
+               "  slothlab data --recipe NAME  preview the data as the model sees it (trained "
+               "tokens highlighted; -n N, --json)\n"
                "\nexamples:\n"
                "  slothlab --recipe demo                       the tiny demo (CPU, offline)\n"
                "  slothlab --recipe medqa-tinyllama --set max_steps=30 --json\n"
@@ -240,12 +243,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = ("chat", "check", "eval", "export", "tui")
+SUBCOMMANDS = ("chat", "check", "data", "eval", "export", "tui")
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
     if name == "tui":
         return run_tui(argv)
+    if name == "data":
+        from tui.data_cmd import main as data_main
+
+        return data_main(argv)
     if name == "check":
         from kernels_check.cli import main as check_main
 

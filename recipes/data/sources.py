@@ -1,27 +1,40 @@
-"""Where rows come from: local paths, file readers (JSON Lines, JSON, CSV, Parquet, Excel),
-hub datasets, UTF-8 decoding with errors that name line and column, and cell cleaning.
+"""Where rows come from: a local file, a folder or glob of files, a folder saved with
+``datasets.save_to_disk``, or a hub dataset; and cell text cleaning.
 
-    from recipes.data.sources import load_rows
+    from recipes.data.sources import load_rows, load_table
     rows = load_rows("data/demo_qa.jsonl", recipe)      # a list of dicts, one per row
+    table = load_table("shards/*.jsonl", recipe)        # rows + how to name each in a message
+
+Builders (``recipes.builders``) read their sources through here; nothing here imports them.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import glob as globbing
+import re
 from pathlib import Path
 from typing import Any
 
+from recipes.data.readers import LOCAL_SUFFIXES, Table, decode, read_file, read_text
 from recipes.errors import DataError
 from recipes.schema import Recipe
 
-LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet",
-                  ".xlsx": "excel"}
+__all__ = ["LOCAL_SUFFIXES", "Table", "clean_text", "decode", "load_rows", "load_table",
+           "present_columns", "read_text", "resolve_path", "source_exists"]
+GLOB_CHARS = ("*", "?", "[")
+_SPACE_RUNS = re.compile(r"\s\s|[^\S ]")  # two whitespace characters, or one that is not " "
 
 
 def resolve_path(name: str, *, base_dirs: list[Path] | None = None) -> Path | None:
-    """A local path for ``name``, trying the cwd then ``base_dirs``; None if it looks like a hub id."""
+    """A local path (file, folder or glob) for ``name``, trying the cwd then ``base_dirs``;
+    None if it looks like a hub id."""
     candidate = Path(name).expanduser()
+    if any(c in name for c in GLOB_CHARS):  # hub ids never hold these
+        for base in [Path.cwd(), *(base_dirs or [])]:
+            pattern = candidate if candidate.is_absolute() else base / candidate
+            if globbing.glob(str(pattern), recursive=True):
+                return pattern
+        return candidate
     looks_local = candidate.suffix.lower() in LOCAL_SUFFIXES or name.startswith((".", "/", "~"))
     for base in [Path.cwd(), *(base_dirs or [])]:
         path = candidate if candidate.is_absolute() else base / candidate
@@ -32,11 +45,32 @@ def resolve_path(name: str, *, base_dirs: list[Path] | None = None) -> Path | No
     return None
 
 
+def source_exists(path: Path) -> bool:
+    """True for an existing file or folder, or a glob pattern that matches a file."""
+    if path.exists():
+        return True
+    return any(c in str(path) for c in GLOB_CHARS) and any(
+        Path(p).is_file() for p in globbing.glob(str(path), recursive=True))
+
+
 def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = None) -> list[dict]:
-    """Rows of a local file or a hub dataset, as dicts. Errors name the file and what to do."""
+    """Rows of a local file or folder, or of a hub dataset, as dicts."""
+    return load_table(source, recipe, base_dirs=base_dirs).rows
+
+
+def load_table(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = None) -> Table:
+    """Rows of ``source`` with what names each row. Errors name the file and what to do."""
     path = resolve_path(source, base_dirs=base_dirs)
     if path is None:
         return _load_hub(source, recipe)
+    if any(c in str(path) for c in GLOB_CHARS) and not path.exists():
+        files = sorted(Path(p) for p in globbing.glob(str(path), recursive=True)
+                       if Path(p).is_file())
+        if not files:
+            raise DataError("no file matches the pattern", where=str(path),
+                            fix="check the pattern (quote it in the shell so that slothlab, "
+                                "not the shell, expands it)")
+        return _several(files, str(path), recipe)
     if not path.exists():
         searched = " then ".join(str(d) for d in [Path.cwd(), *(base_dirs or [])])
         offline = (f", or run offline with --tiny (uses {recipe.sample_dataset})"
@@ -44,136 +78,68 @@ def load_rows(source: str, recipe: Recipe, *, base_dirs: list[Path] | None = Non
         raise DataError("dataset file not found", where=str(path),
                         fix=f"check the path (a relative path is looked up in {searched}){offline}")
     if path.is_dir():
-        raise DataError("dataset path is a folder, not a file", where=str(path),
-                        fix=f"point at one {'/'.join(LOCAL_SUFFIXES)} file")
+        return _load_folder(path, recipe)
     kind = LOCAL_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"unknown dataset file type '{path.suffix}'", where=str(path),
-                        fix=f"use one of {', '.join(LOCAL_SUFFIXES)}")
-    with open(path, "rb") as fh:
-        blank = not fh.read(65536).strip()
-    if blank:
-        raise DataError("the dataset is empty (0 rows)", where=str(path),
-                        fix="add rows, or point `dataset` at another file")
-    try:
-        rows = _read_local(path, kind, turn_columns=(recipe.columns.get("messages", "messages"),
-                                                     recipe.columns.get("conversations", "conversations")))
-    except DataError:
-        raise
-    except Exception as exc:  # parser errors from pandas/pyarrow/openpyxl
-        raise DataError(f"cannot read it as {kind} ({type(exc).__name__}: {str(exc)[:300]})",
-                        where=str(path), fix="check the file is valid and not truncated") from None
-    if not rows:
-        raise DataError("the dataset is empty (0 rows)", where=str(path),
-                        fix="add rows, or point `dataset` at another file")
-    return rows
+                        fix=f"use one of {', '.join(LOCAL_SUFFIXES)}, a folder of them, or a "
+                            "folder saved with datasets' save_to_disk")
+    return read_file(path, kind, sheet=recipe.sheet)
 
 
-def _read_local(path: Path, kind: str, turn_columns: tuple[str, ...] = ()) -> list[dict]:
-    if kind == "excel":
-        import pandas as pd
+def _load_folder(path: Path, recipe: Recipe) -> Table:
+    """A ``save_to_disk`` folder (Dataset or DatasetDict), or a folder of data files."""
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        import datasets
 
-        frame = pd.read_excel(path, dtype=str, keep_default_na=False)
-        return frame.to_dict(orient="records")
-    if kind == "csv":
-        import pandas as pd
-
-        # Quoted multi-line fields and CRLF endings are common in real exports.
-        frame = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)
-        return frame.to_dict(orient="records")
-    if kind == "json":
-        return _read_json(path, turn_columns)
-    import datasets
-
-    datasets.disable_progress_bars()
-    ds = datasets.load_dataset(kind, data_files=str(path), split="train")
-    return ds.to_list()
-
-
-def read_text(path: Path) -> str:
-    """A text file as UTF-8; a byte that is not UTF-8 is reported with its line and column."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        line_start = data.rfind(b"\n", 0, exc.start) + 1
-        column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1  # characters
-        raise DataError(
-            f"line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8 text",
-            where=str(path),
-            fix=f"re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 {path.name} "
-                f"> utf8-{path.name}) and point `dataset` at the new file",
-        ) from None
-    return text.removeprefix("\ufeff")  # a byte-order mark from Windows editors
-
-
-def _read_json(path: Path, turn_columns: tuple[str, ...] = ()) -> list[dict]:
-    """JSON Lines (blank lines allowed), or one JSON array of objects / object of columns.
-
-    Read here rather than through ``datasets`` so that an error names its line, and so that
-    rows keep exactly the keys they have (missing columns are reported per row later).
-    """
-    text = read_text(path)
-    if path.suffix.lower() == ".json" and text.lstrip()[:1] in ("[", "{"):
+        datasets.disable_progress_bars()
         try:
-            whole = json.loads(text)
-        except json.JSONDecodeError as exc:
-            if exc.msg != "Extra data":  # "Extra data": JSON Lines saved as .json
-                raise _json_error(path, exc.lineno, exc) from None
-        else:
-            return _json_table(whole, path, turn_columns)
+            ds = datasets.load_from_disk(str(path))
+        except Exception as exc:
+            raise DataError(f"cannot load the saved dataset ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})", where=str(path),
+                            fix="check the folder is a whole datasets.save_to_disk output") from None
+        notes = []
+        if isinstance(ds, datasets.DatasetDict):
+            if recipe.dataset_split not in ds:
+                raise DataError(f"no split '{recipe.dataset_split}' (it has "
+                                f"{', '.join(repr(s) for s in ds)})", where=str(path),
+                                fix=f"--set dataset_split={next(iter(ds))}")
+            notes.append(f"read split '{recipe.dataset_split}' of the saved dataset")
+            ds = ds[recipe.dataset_split]
+        return Table(ds.to_list(), str(path), notes=notes)
+    files = sorted(p for p in path.rglob("*")
+                   if p.is_file() and p.suffix.lower() in LOCAL_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if not files:
+        raise DataError("the folder holds no data file", where=str(path),
+                        fix=f"put {'/'.join(LOCAL_SUFFIXES)} files in it, or point at a folder "
+                            "saved with datasets' save_to_disk")
+    return _several(files, str(path), recipe)
+
+
+def _several(files: list[Path], where: str, recipe: Recipe) -> Table:
+    """Files read one after another into one table; each row still names its own file."""
     rows: list[dict] = []
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _json_error(path, lineno, exc) from None
-        if not isinstance(row, dict):
-            raise DataError(f"line {lineno}: a JSON {type(row).__name__}, not an object",
-                            where=str(path),
-                            fix="write one object per line, e.g. {\"messages\": [...]}")
-        rows.append(row)
-    return rows
+    parts: list[tuple[int, Table]] = []
+    notes: list[str] = []
+    for file in files:
+        kind = LOCAL_SUFFIXES.get(file.suffix.lower())
+        if kind is None:
+            raise DataError(f"unknown dataset file type '{file.suffix}'", where=str(file),
+                            fix=f"use one of {', '.join(LOCAL_SUFFIXES)}")
+        table = read_file(file, kind, sheet=recipe.sheet)
+        parts.append((len(rows), table))
+        rows.extend(table.rows)
+        table.rows = []  # the combined list holds them
+        notes += [f"{file.name}: {note}" for note in table.notes]
+    if len(files) > 1:
+        notes.insert(0, f"read {len(files)} files ({files[0].name} … {files[-1].name}), "
+                        f"{len(rows)} rows")
+    return Table(rows, where, parts=parts, notes=notes)
 
 
-def _json_error(path: Path, lineno: int, exc: json.JSONDecodeError) -> DataError:
-    return DataError(
-        f"line {lineno}, column {exc.colno}: not valid JSON ({exc.msg})", where=str(path),
-        fix="fix or delete that line (a line cut short usually means an interrupted download "
-            "or copy); JSON Lines files hold one object per line",
-    )
-
-
-def _json_table(whole: Any, path: Path, turn_columns: tuple[str, ...] = ()) -> list[dict]:
-    """Rows from ``[{...}, ...]``, ``{"data": [{...}, ...]}`` or ``{"col": [...], ...}``.
-
-    An object whose one key is a turns column (``{"messages": [...]}``) is one row, not a
-    table of turns.
-    """
-    if isinstance(whole, dict):
-        values = list(whole.values())
-        if len(whole) == 1 and next(iter(whole)) in turn_columns:
-            whole = [whole]
-        elif len(values) == 1 and isinstance(values[0], list) and all(
-                isinstance(row, dict) for row in values[0]):
-            whole = values[0]
-        elif values and all(isinstance(v, list) for v in values) and len(
-                {len(v) for v in values}) == 1:
-            whole = [dict(zip(whole, cells, strict=True)) for cells in zip(*values, strict=True)]
-    if not isinstance(whole, list):
-        raise DataError("the JSON file is one object, not a table of rows", where=str(path),
-                        fix="use JSON Lines (one object per line) or a JSON list of objects")
-    for i, row in enumerate(whole, start=1):
-        if not isinstance(row, dict):
-            raise DataError(f"row {i}: a JSON {type(row).__name__}, not an object",
-                            where=str(path), fix="each row must be an object of columns")
-    return whole
-
-
-def _load_hub(dataset_id: str, recipe: Recipe) -> list[dict]:
+def _load_hub(dataset_id: str, recipe: Recipe) -> Table:
     from recipes.hub import ensure_available
 
     ensure_available(dataset_id, kind="dataset", field="dataset", local_hint="/path/to/data.jsonl")
@@ -192,14 +158,12 @@ def _load_hub(dataset_id: str, recipe: Recipe) -> list[dict]:
         ) from None
     if recipe.max_examples:
         ds = ds.select(range(min(recipe.max_examples, len(ds))))
-    return ds.to_list()
-
+    return Table(ds.to_list(), dataset_id)
 
 
 def present_columns(rows: list[dict]) -> list[str]:
     """Column names in first-seen order (rows read from JSON need not all have every key)."""
     return list(dict.fromkeys(key for row in rows[:1000] for key in row))
-
 
 
 def clean_text(value: Any) -> str:
@@ -212,6 +176,10 @@ def clean_text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value != value:  # NaN from pandas
         return ""
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
-    return text if "\n" in text else " ".join(text.split())
-
+    text = str(value)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.strip()  # the same object when there is nothing to strip
+    if "\n" in text or not _SPACE_RUNS.search(text):
+        return text
+    return " ".join(text.split())

@@ -14,9 +14,10 @@ prepares it in one fresh child process per side (``--side ...``), so each side's
 (``ru_maxrss``) is its own:
 
 * **slothlab**: ``recipes.data.prepare.load_examples`` + ``prepare`` with a recipe of
-  ``dataset_format: sharegpt`` and ``val_fraction = test_fraction = 0`` (so every row is
-  tokenized, as on the TRL side): load, normalise, split, render, tokenize, mask labels to the
-  assistant responses, preflight statistics. The child first calls
+  ``dataset_format: auto`` (the layout is detected from every row's columns, as a user's run
+  does) and ``val_fraction = test_fraction = 0`` (so every row is tokenized, as on the TRL
+  side): load, detect, normalise, split, render, tokenize, mask labels to the assistant
+  responses, drop untrainable rows, preflight statistics. The child first calls
   ``recipes.host.quiet_libraries()`` as ``run()`` does, which sets
   ``TOKENIZERS_PARALLELISM=false`` unless it is already set.
 * **slothlab-parallel** (opt-in): the same with ``TOKENIZERS_PARALLELISM=true``, i.e. the
@@ -186,7 +187,7 @@ def setup_slothlab(path: Path, tokenizer, profile: Path | None):
     from recipes.data.prepare import load_examples, prepare
     from recipes.schema import Recipe
 
-    recipe = Recipe(name="bench", dataset=str(path), dataset_format="sharegpt",
+    recipe = Recipe(name="bench", dataset=str(path), dataset_format="auto",
                     max_seq_length=MAX_LENGTH, val_fraction=0.0, test_fraction=0.0)
 
     def prep() -> dict:

@@ -10,6 +10,7 @@ environment variables:
     FAKE_REPORT=1          write report.json      FAKE_DEVICE=cpu | gpu | broken
 
     python tests/tui/fake_slothlab.py --recipe demo --json --runs-dir /tmp/runs
+    python tests/tui/fake_slothlab.py data --recipe demo --json      # FAKE_DATA=ok | error
 """
 
 from __future__ import annotations
@@ -60,6 +61,36 @@ def loss_at(step: int) -> float:
     return 0.8 + 6.0 * math.exp(-step / 12) + 0.15 * math.sin(step)
 
 
+def data_preview(argv: list[str]) -> int:
+    """`slothlab data --recipe FILE --json`: a fixed preview naming the recipe's dataset;
+    FAKE_DATA=error refuses it as the real command refuses bad data (exit 2)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipe")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("-n", type=int, default=3)
+    args = parser.parse_args(argv)
+    recipe = load_recipe(find_recipe(args.recipe))
+    source = recipe.sample_dataset if recipe.tiny and recipe.sample_dataset else recipe.dataset
+    if os.environ.get("FAKE_DATA") == "error":
+        print(json.dumps({"error": {"what": "line 3, column 'output': empty answer", "where":
+                                    source, "fix": "--set max_dropped_fraction=0.34"}}))
+        return 2
+    print(json.dumps({
+        "recipe": recipe.name, "source": source, "tiny": recipe.tiny, "tokenizer": "fake",
+        "layout": "sharegpt", "columns": {"conversations": "conversations"},
+        "preflight": {"rows": 253, "examples": 253, "splits": {"train": 203, "val": 25,
+                                                                "test": 25},
+                      "tokens_min": 25, "tokens_median": 27.5, "tokens_max": 49,
+                      "trained_token_share": 0.28, "max_seq_length": recipe.max_seq_length},
+        "notes": [f"read {source}"],
+        "examples": [{"row": 1, "where": "line 1", "tokens": 12, "trained_tokens": 4,
+                      "truncated": False, "parts": [
+                          {"text": "<|user|>\nWhat is 6 plus 2?</s>\n<|assistant|>\n",
+                           "trained": False, "tokens": 8},
+                          {"text": "6 plus 2 is 8.</s>", "trained": True, "tokens": 4}]}]}))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["check"]:
         return device(os.environ.get("FAKE_DEVICE", "cpu"))
@@ -71,6 +102,8 @@ def main(argv: list[str]) -> int:
         from fake_export import main as export_main  # tests/tui/fake_export.py
 
         return export_main(argv[1:])
+    if argv[:1] == ["data"]:
+        return data_preview(argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])

@@ -372,7 +372,9 @@ async def test_a_missing_data_file_is_flagged_and_hub_ids_are_not(make_app) -> N
         editor = await type_into(pilot, screen, "sample_dataset", "imdb")
         assert not editor.problem, "no data suffix, no ./: a hub id"
         editor = await type_into(pilot, screen, "sample_dataset", "data")
-        assert "is a folder" in editor.error, "the run would find the project's data/ folder"
+        assert not editor.error, "a folder of data files is a dataset (the run finds data/)"
+        editor = await type_into(pilot, screen, "sample_dataset", "data/nothing-*.jsonl")
+        assert "no such file" in editor.error, "a glob that matches nothing"
 
 
 async def test_a_recipe_naming_a_missing_file_is_invalid_from_the_start(make_app) -> None:

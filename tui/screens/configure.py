@@ -22,6 +22,7 @@ from recipes.safe_text import safe_text
 from recipes.schema import Recipe
 from tui.catalog import RecipeEntry
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.data_preview import DataPreview
 from tui.widgets.field_editor import FieldEditor
 from tui.widgets.fit_view import FitView
 from tui.widgets.recipe_form import RecipeForm
@@ -106,6 +107,7 @@ class ConfigureScreen(Screen):
                 yield FitView()
             yield Static("", id="status")
             yield Static("", id="field-help")
+            yield DataPreview(self.app.slothlab)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -117,6 +119,7 @@ class ConfigureScreen(Screen):
         self.watch(self.app, "device", lambda _: self._schedule_fit(), init=False)
         self._show_status()
         self._schedule_fit()
+        self.query_one(DataPreview).request(self.initial, now=True)
         self.call_after_refresh(self._focus_first_field)
 
     def _focus_first_field(self) -> None:
@@ -140,6 +143,7 @@ class ConfigureScreen(Screen):
         self.recipe, self.errors = event.recipe, event.errors
         self._show_status()
         self._schedule_fit()
+        self.query_one(DataPreview).request(event.recipe)
 
     def _show_status(self) -> None:
         status = self.query_one("#status", Static)

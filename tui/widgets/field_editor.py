@@ -72,7 +72,7 @@ def missing_data_file(value: Any) -> str:
     """Why a data field's value will not load: a local file (a data suffix, or a path starting
     with . / ~) that is not there, found the way the run looks it up; "" when it is fine.
     Hub ids (owner/name) are not checked here: the run checks the hub."""
-    from recipes.data.sources import resolve_path
+    from recipes.data.sources import resolve_path, source_exists
     from recipes.host import PROJECT_ROOT
 
     for name in value if isinstance(value, list) else [value]:
@@ -81,10 +81,8 @@ def missing_data_file(value: Any) -> str:
         path = resolve_path(name, base_dirs=[PROJECT_ROOT])
         if path is None:
             continue
-        if not path.exists():
+        if not source_exists(path):  # a file, a folder of files or a glob pattern
             return f"no such file: {name} (looked in the working folder and the project)"
-        if path.is_dir():
-            return f"{name} is a folder: point at a data file"
     return ""
 
 
