@@ -42,6 +42,8 @@ class RunOptions:
     listeners: list[Callable[[ev.Event], None]] = field(default_factory=list)
     stop_at_step: int | None = None  # tests: behave as if Ctrl-C arrived during this step
     cache_dir: Path | None = None
+    variant: str = ""  # an experiment's variant (recipes/experiment.py): tags every event
+    stop: Any = None  # a StopFlag shared with an experiment (one Ctrl-C stops both); None = own
 
 
 class StopFlag:
@@ -89,6 +91,17 @@ def check_sources(recipe: Recipe) -> None:
     if resolve_path(source, base_dirs=[PROJECT_ROOT]) is None:
         ensure_available(source, kind="dataset", field="dataset",
                          local_hint="/path/to/data.jsonl", tiny=recipe.tiny)
+
+
+def check_ablation(recipe: Recipe, options: RunOptions) -> None:
+    """misalign_labels trains a deliberately broken model: only as an experiment's variant,
+    beside the aligned control that shows what the fix is worth."""
+    if recipe.misalign_labels and not options.variant:
+        raise RecipeError(
+            "misalign_labels=true (a teaching ablation: labels shifted one extra position) runs "
+            "only as a variant of an experiment", where="misalign_labels",
+            fix="run it beside its aligned control: slothlab experiment seed001-medqa --tiny; a "
+                "stopped variant continues with its experiment's command (--resume)")
 
 
 def pending(recipe: Recipe, run_dir: Path) -> list[str]:
@@ -142,7 +155,7 @@ def open_run(recipe: Recipe, options: RunOptions) -> tuple[Path, ev.EventWriter]
     else:
         run_dir = new_run_dir(options.runs_root, recipe.name)
         (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
-    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo)
+    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo, variant=options.variant)
     for listener in options.listeners:
         writer.subscribe(listener)
     return run_dir, writer
@@ -168,6 +181,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
 
     Raises SlothlabError on bad input, before anything is written."""
     check_stages(recipe)
+    check_ablation(recipe, options)
     if recipe.stages:
         from recipes.corpus import parse_ratios
 
@@ -191,7 +205,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     inputs = read_inputs(recipe, options.resume_dir)
 
     run_dir, writer = open_run(recipe, options)
-    stop = StopFlag()
+    stop = options.stop if options.stop is not None else StopFlag()
     restore_sigint = stop.install()
     ctx = RunContext(recipe, options, run_dir, writer, stop, device, choice, **inputs)
     last_step = 0

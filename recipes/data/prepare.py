@@ -169,6 +169,10 @@ def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: di
     val = tokenize(splits.val, renderer, recipe.max_seq_length)
     stats = preflight_stats(train, val)
     check_trainable(stats, recipe, source)
+    if recipe.misalign_labels:  # teaching ablation, experiments only (recipes/data/ablation.py)
+        from recipes.data.ablation import NOTE, shift_labels_once_more
+
+        train, notes = shift_labels_once_more(train), [*(notes or []), NOTE]
     tasks = [ex.meta.get("task", "") for ex in splits.train]
     stats["task_shares"] = {}
     if any(tasks):
