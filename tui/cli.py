@@ -11,6 +11,7 @@
     slothlab check [--vram 6] [--json]         # device report, kernel numerics, VRAM fit
     slothlab eval RUN_DIR [--base]             # re-run a finished run's evaluation
     slothlab chat RUN_DIR [--mode both] [--json]   # talk to the fine-tuned model (and its base)
+    slothlab experiment NAME|FILE [--tiny]     # several runs of a recipe, one comparison table
 
 Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
 so `slothlab --help` and `--list` answer at once.
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  slothlab eval RUN_DIR        re-run a finished run's before/after evaluation\n"
                "  slothlab chat RUN_DIR        chat with the fine-tuned model, base side by side "
                "(--mode both, --json)\n"
+               "  slothlab experiment NAME     variants of a recipe, one comparison table "
+               "(--tiny, --set, --list)\n"
                "\nexamples:\n"
                "  slothlab --recipe demo                       the tiny demo (CPU, offline)\n"
                "  slothlab --recipe medqa-tinyllama --set max_steps=30 --json\n"
@@ -218,7 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = ("chat", "check", "eval", "tui")
+SUBCOMMANDS = ("chat", "check", "eval", "experiment", "tui")
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
@@ -232,6 +235,10 @@ def run_subcommand(name: str, argv: list[str]) -> int:
         from tui.chat_cli import main as chat_main
 
         return chat_main(argv)
+    if name == "experiment":
+        from tui.experiment_cli import main as experiment_main
+
+        return experiment_main(argv)
     from tui.eval_cmd import main as eval_main
 
     return eval_main(argv)
