@@ -66,6 +66,10 @@ def main(argv: list[str]) -> int:
         from fake_chat import main as chat  # this folder is on sys.path: the script's own
 
         return chat(argv[1:])
+    if argv[:1] == ["experiment"]:
+        from fake_experiment import main as experiment  # the real experiment, scripted runs
+
+        return experiment(argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])

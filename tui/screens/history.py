@@ -11,8 +11,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
+from tui.experiments import scan_experiments
 from tui.format import short_path
 from tui.history import RunSummary, scan_runs
+from tui.widgets.experiment_list import ExperimentList
 from tui.widgets.loss_plot import Curve, LossPlot
 from tui.widgets.runs_table import RunsTable
 
@@ -51,6 +53,7 @@ class HistoryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield ExperimentList()  # one row per experiment (its runs are not listed below)
         yield RunsTable()
         yield LossPlot("loss")
         yield Footer()
@@ -69,6 +72,7 @@ class HistoryScreen(Screen):
 
     def action_rescan(self) -> None:
         runs = scan_runs(self.app.runs_dir)
+        self.query_one(ExperimentList).show(scan_experiments(self.app.runs_dir))
         self.table.show(runs)
         if not runs:
             self.query_one(LossPlot).empty_message = (
