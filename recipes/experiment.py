@@ -41,7 +41,7 @@ from recipes.experiment_dir import (
 from recipes.experiment_report import write_experiment_report
 from recipes.experiment_spec import Experiment, Variant
 from recipes.rundir import RECIPE_FILE, write_json
-from recipes.schema import load_recipe
+from recipes.schema import Recipe, load_recipe
 
 
 @dataclass
@@ -70,7 +70,7 @@ def experiment_dir(experiment: Experiment, options: ExperimentOptions) -> Path:
 
 
 def build_plan(experiment: Experiment) -> dict[str, Any]:
-    return {"experiment": experiment.name, "file": str(experiment.path),
+    return {"experiment": experiment.name, "file": str(experiment.path.resolve()),
             "recipe": str(experiment.recipe_path), "tiny": experiment.tiny,
             "set": experiment.sets, "primary_metric": experiment.primary_metric,
             "command": experiment.command,
@@ -84,10 +84,12 @@ def _plan_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     new_v = {v["name"]: v["recipe"] for v in new["variants"]}
     if list(old_v) != list(new_v):
         return f"its variants were {', '.join(old_v)}; now {', '.join(new_v)}"
+    defaults = Recipe().to_dict()  # a field added since the plan was written: its default
     for name, recipe in new_v.items():
         for key, value in recipe.items():
-            if old_v[name].get(key) != value:
-                return (f"variant '{name}': {key} was {old_v[name].get(key)!r}, now {value!r}")
+            was = old_v[name].get(key, defaults.get(key))
+            if was != value:
+                return f"variant '{name}': {key} was {was!r}, now {value!r}"
     return ""
 
 
@@ -204,10 +206,11 @@ def run_experiment(experiment: Experiment, options: ExperimentOptions) -> Outcom
             best=table.get("best") or "",
             resume_command=experiment.command if status != "finished" else ""))
         return Outcome(status, folder, table)
-    except KeyboardInterrupt:  # a second Ctrl-C: the run said so (failed event); so do we
-        writer.emit(ev.ExperimentEnded(status="stopped", experiment_dir=str(folder),
-                                       report=str(folder / "experiment.md"),
-                                       resume_command=experiment.command))
+    except (KeyboardInterrupt, SlothlabError) as exc:  # a second Ctrl-C, or refused input
+        writer.emit(ev.ExperimentEnded(
+            status="stopped" if isinstance(exc, KeyboardInterrupt) else "failed",
+            experiment_dir=str(folder), report=str(folder / "experiment.md"),
+            resume_command=experiment.command))
         raise
     finally:
         restore_sigint()

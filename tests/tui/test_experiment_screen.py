@@ -150,13 +150,14 @@ async def test_start_stop_and_resume_an_experiment(make_app, monkeypatch) -> Non
         await pilot.press("s")
         await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
         await pilot.press("y")
-        await until(pilot, lambda: not process.running, what="the stop")
+        await until(pilot, lambda: process.exit_code is not None, what="the stop")
         assert process.exit_code == 130
         await until(pilot, lambda: str(table.get_row_at(1)[2]) == "stopped")
         assert str(table.get_row_at(2)[2]) == "pending"
         await pilot.press("r")
         await until(pilot, lambda: screen.process is not process and screen.process is not None)
-        await until(pilot, lambda: not screen.process.running, what="the resumed experiment")
+        await until(pilot, lambda: screen.process.exit_code is not None, timeout=90,
+                    what="the resumed experiment")
         assert screen.process.exit_code == 0, list(screen.process.stderr)
         await until(pilot, lambda: [str(table.get_row_at(i)[2]) for i in range(3)]
                     == ["finished"] * 3)
