@@ -186,7 +186,7 @@ class VariantEnded(Event):
     run_dir: str
     row: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False  # finished by an earlier invocation: not trained again
-    best: str = ""  # the best variant so far by the primary metric
+    best: str = ""  # the best variant(s) so far by the primary metric ("a, b" when tied)
 
 
 @dataclass
@@ -195,7 +195,7 @@ class ExperimentEnded(Event):
     status: str  # finished | stopped | failed
     experiment_dir: str
     report: str  # experiment.md
-    best: str = ""  # the best variant by the primary metric ("" when none has the metric)
+    best: str = ""  # the best variant(s) by the primary metric ("" when none has it)
     resume_command: str = ""
 
 

@@ -99,16 +99,19 @@ def primary_metric(experiment: Experiment) -> str:
 
 
 def mark_best(rows: list[dict[str, Any]], metric: str) -> str:
-    """Marks (and returns) the finished variant with the best fine-tuned ``metric``."""
+    """Marks the finished variant(s) with the best fine-tuned ``metric`` and returns their
+    names ("a, b" for a tie: every tied one is marked, none is picked by its position)."""
     lower = metric in LOWER_IS_BETTER
     scored = [(r["metrics"][metric]["finetuned"], r) for r in rows
               if r["status"] == "finished" and r["metrics"].get(metric, {}).get("finetuned")
               is not None]
     if not scored:
         return ""
-    best = (min if lower else max)(scored, key=lambda pair: pair[0])[1]
-    best["best"] = True
-    return best["variant"]
+    best = (min if lower else max)(value for value, _ in scored)
+    winners = [r for value, r in scored if value == best]
+    for row in winners:
+        row["best"] = True
+    return ", ".join(r["variant"] for r in winners)
 
 
 def build_table(folder: Path, experiment: Experiment) -> dict[str, Any]:

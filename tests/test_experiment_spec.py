@@ -164,3 +164,19 @@ def test_the_ablation_shifts_training_labels_one_position() -> None:
     # Position t now holds the label of t+1: a model that shifts again learns token t+2.
     assert shifted.labels.tolist() == [IGNORE_INDEX] * 3 + [14, 15, 16, 17, IGNORE_INDEX]
     assert shifted.input_ids is ids and labels[4] == 14, "the input is left as it was"
+
+
+def test_the_best_variant_is_marked_by_the_primary_metric_and_ties_are_all_marked() -> None:
+    from recipes.experiment_report import mark_best
+
+    def row(name: str, status: str = "finished", **values: float) -> dict:
+        return {"variant": name, "status": status, "best": False,
+                "metrics": {k: {"finetuned": v} for k, v in values.items()}}
+
+    rows = [row("a", rouge2=0.1, eval_loss=2.0), row("b", rouge2=0.3, eval_loss=1.5),
+            row("c", "stopped", rouge2=0.9, eval_loss=0.1)]
+    assert mark_best(rows, "rouge2") == "b", "only finished variants compete"
+    assert mark_best([dict(r, best=False) for r in rows], "eval_loss") == "b", "lower is better"
+    tied = [row("a", rougeL=0.2), row("b", rougeL=0.2), row("c", rougeL=0.1)]
+    assert mark_best(tied, "rougeL") == "a, b" and [r["best"] for r in tied] == [True, True, False]
+    assert mark_best([row("a")], "rouge2") == "", "no variant has the metric: none is marked"

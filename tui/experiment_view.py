@@ -172,8 +172,9 @@ class ExperimentRenderer:
     def on_variant_ended(self, e: ev.VariantEnded) -> None:
         if e.row:
             self.rows[e.variant] = e.row
+        best = set(e.best.split(", ")) if e.best else set()
         for name, row in self.rows.items():  # the best mark moves as variants finish
-            row["best"] = name == e.best
+            row["best"] = name in best
         if e.skipped:
             self._print(f"[dim]✓ {e.variant} finished earlier: skipped[/]")
         elif e.status == "finished":
