@@ -265,7 +265,7 @@ def _run_variant(folder: Path, experiment: Experiment, variant: Variant,
         backend=options.backend, runs_root=folder / VARIANTS / variant.folder,
         echo=options.echo, resume_dir=resume_dir, cache_dir=options.cache_dir,
         listeners=[remember, sharer, *options.listeners], stop_at_step=stop_at,
-        variant=variant.name, stop=stop)
+        variant=variant.name, stop=stop, resume_command=experiment.command)
     try:
         run_dir = run(recipe, run_options)
     except SlothlabError:

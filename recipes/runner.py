@@ -44,6 +44,7 @@ class RunOptions:
     cache_dir: Path | None = None
     variant: str = ""  # an experiment's variant (recipes/experiment.py): tags every event
     stop: Any = None  # a StopFlag shared with an experiment (one Ctrl-C stops both); None = own
+    resume_command: str = ""  # what continues a stopped run, when not --resume (an experiment's)
 
 
 class StopFlag:
@@ -236,8 +237,9 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
 
                     write_report(run_dir, recipe)  # what the finished stages measured
                 found = ctx.checkpoint(name) if not outcome.finished else None
-                again = (f"slothlab --resume {run_dir}" if resumable(recipe, run_dir)
-                         else f"slothlab --recipe {run_dir / RECIPE_FILE}")
+                again = options.resume_command or (
+                    f"slothlab --resume {run_dir}" if resumable(recipe, run_dir)
+                    else f"slothlab --recipe {run_dir / RECIPE_FILE}")
                 writer.emit(ev.Stopped(step=outcome.step, checkpoint=str(found) if found else None,
                                        resume_command=again))
                 return run_dir

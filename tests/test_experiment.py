@@ -146,6 +146,7 @@ def test_ctrl_c_stops_the_variant_with_a_checkpoint_and_the_experiment(tmp_path:
     assert code == 130, proc.stderr.read()[-2000:]
     stopped = next(e for e in rest if e.type == "stopped")
     assert stopped.variant == "long" and Path(stopped.checkpoint).is_dir()
+    assert stopped.resume_command == f"slothlab experiment {path}", "the experiment continues it"
     last = rest[-1]
     assert last.type == "experiment_ended" and last.status == "stopped"
     assert last.resume_command == f"slothlab experiment {path}"
