@@ -2,9 +2,10 @@
 
     slothlab check --device --json      # one JSON object (the TUI's device panel reads it)
 
-Whether unsloth imports is asked of a child process: on a machine without a GPU
-``import unsloth`` raises (NotImplementedError "Unsloth cannot find any torch accelerator"),
-and a half-finished import would leave patched modules behind in this process.
+Whether unsloth imports is asked of a child process: its import patches TRL and transformers
+for the whole process (and a half-finished one would leave patched modules behind). Without a
+GPU, unsloth 2026.10.9 imports and selects its own CPU backend (``--backend unsloth`` runs it;
+``auto`` still picks reference there); with UNSLOTH_DISABLE_CPU_FALLBACK=1 it raises instead.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ The runner (recipes/runner.py) builds one ``RunContext`` and hands it to each st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,13 @@ class RunContext:
     options: Any  # recipes.runner.RunOptions
     run_dir: Path
     writer: ev.EventWriter
-    stop: Any  # recipes.runner.StopFlag
+    stop: Any  # recipes.signals.StopFlag
     device: str
     backend: Any  # recipes.backends.BackendChoice
     corpus: Any = None  # staged recipes: the corpus sample every stage reads
     loaded: Any = None  # other recipes: the normalised dataset (recipes.data.Loaded)
+    notes: list[str] = field(default_factory=list)  # for the preflight: what the resume did
+    checkpoint_bytes: int = 0  # what one checkpoint of the current stage takes on disk
 
     @property
     def staged(self) -> bool:

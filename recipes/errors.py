@@ -8,6 +8,8 @@ can show the same words.
 
 from __future__ import annotations
 
+from recipes.safe_text import safe_text
+
 
 class SlothlabError(Exception):
     """A problem the user can fix. ``where`` names the file/field/row, ``fix`` says what to do."""
@@ -21,8 +23,11 @@ class SlothlabError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        head = f"{self.where}: {self.what}" if self.where else self.what
-        return f"{head}\n  → {self.fix}" if self.fix else head
+        """The message as printed; a data cell quoted in it shows its control characters as
+        escapes (``recipes.safe_text``)."""
+        what = safe_text(self.what)
+        head = f"{safe_text(self.where)}: {what}" if self.where else what
+        return f"{head}\n  → {safe_text(self.fix)}" if self.fix else head
 
 
 class RecipeError(SlothlabError):
@@ -39,3 +44,7 @@ class RunDirError(SlothlabError):
 
 class BackendError(SlothlabError):
     """The requested backend cannot run on this machine."""
+
+
+class ExportError(SlothlabError):
+    """A run cannot be exported as asked (slothlab export); nothing was written."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +42,30 @@ class Event:
     variant: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"type": self.type, **dataclasses.asdict(self)}
+        """The event as JSON-ready data. NaN and ±Inf are not JSON: they become null, and the
+        field names (dotted) are listed under ``nonfinite``. ``variant`` is left out when empty."""
+        bad: list[str] = []
+        data = _finite({"type": self.type, **dataclasses.asdict(self)}, "", bad)
         if not data["variant"]:
             del data["variant"]
+        if bad:
+            data["nonfinite"] = bad
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False)
+
+
+def _finite(value: Any, path: str, bad: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        bad.append(path)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{path}.{k}" if path else str(k), bad) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v, f"{path}.{i}", bad) for i, v in enumerate(value)]
+    return value
 
 
 @dataclass
@@ -92,7 +110,7 @@ class Step(Event):
     step: int
     total_steps: int
     epoch: float
-    loss: float
+    loss: float | None  # None: not finite (see ``nonfinite``)
     learning_rate: float
     grad_norm: float | None
     tokens_per_second: float
@@ -150,6 +168,7 @@ class Stopped(Event):
     step: int
     checkpoint: str | None
     resume_command: str
+    signal: str = "SIGINT"  # what asked for the stop: SIGINT (Ctrl-C), SIGTERM or SIGHUP
 
 
 @dataclass

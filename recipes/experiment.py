@@ -8,8 +8,8 @@ command again continues: finished variants are skipped, a stopped one resumes fr
 checkpoint. A different plan in the same folder is refused. The base evaluation (greedy decoding
 with the adapter off) is the same for every variant with the same base model and eval set: the
 first variant computes it, the others find it in their ``eval/`` cache (recipes/evaluate.py keys
-it by model + eval set). Ctrl-C stops the current variant with a checkpoint, then the experiment
-(one StopFlag for both); the table is rewritten after every variant.
+it by model + eval set). Ctrl-C (or SIGTERM, SIGHUP) stops the current variant with a checkpoint,
+then the experiment (one StopFlag for both); the table is rewritten after every variant.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class Outcome:
     status: str  # finished | stopped | failed
     experiment_dir: Path
     table: dict[str, Any]
+    stop_exit_code: int = 130  # 128 + the signal that stopped it (SIGINT 130, SIGTERM 143)
 
 
 def experiment_dir(experiment: Experiment, options: ExperimentOptions) -> Path:
@@ -166,11 +167,13 @@ class SharedBaseEval:
 def run_experiment(experiment: Experiment, options: ExperimentOptions) -> Outcome:
     """Run (or continue) every variant in order. SlothlabError on bad input, before a variant
     trains; a variant that fails is recorded and the next one runs."""
-    from recipes.runner import StopFlag, check_stages
+    from recipes.runner import check_stages
+    from recipes.signals import StopFlag
 
     for variant in experiment.variants:
         check_stages(variant.recipe)
     folder, existed = open_experiment(experiment, options)
+    lock = lock_experiment(folder)
     writer = ev.EventWriter(folder / EXPERIMENT_EVENTS, echo=options.echo)
     for listener in options.listeners:
         writer.subscribe(listener)
@@ -205,7 +208,7 @@ def run_experiment(experiment: Experiment, options: ExperimentOptions) -> Outcom
             status=status, experiment_dir=str(folder), report=str(folder / "experiment.md"),
             best=table.get("best") or "",
             resume_command=experiment.command if status != "finished" else ""))
-        return Outcome(status, folder, table)
+        return Outcome(status, folder, table, stop.exit_code)
     except (KeyboardInterrupt, SlothlabError) as exc:  # a second Ctrl-C, or refused input
         writer.emit(ev.ExperimentEnded(
             status="stopped" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -215,8 +218,22 @@ def run_experiment(experiment: Experiment, options: ExperimentOptions) -> Outcom
     finally:
         restore_sigint()
         writer.close()
+        lock.close()
         if not existed and not any(variant_runs(folder, v.folder) for v in experiment.variants):
             _remove_if_untouched(folder)
+
+
+def lock_experiment(folder: Path) -> Any:
+    """One process per experiment folder (the lock is held until the experiment ends)."""
+    from recipes.lock import lock_run
+
+    try:
+        return lock_run(folder)
+    except RunDirError as exc:
+        raise RunDirError(exc.what.replace("this run is being trained", "this experiment is "
+                                           "being run"), where=str(folder),
+                          fix="wait for it, or stop it (Ctrl-C in its terminal, s in the TUI) "
+                              "and run this command again") from None
 
 
 def release_memory() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from recipes import events as ev
 from recipes.errors import RunDirError
 from recipes.experiment_spec import Variant
+from recipes.lock import LOCK_FILE, holder
 from recipes.rundir import EVENTS_FILE, check_run_dir
 from recipes.schema import Recipe
 
@@ -73,9 +74,17 @@ def run_status(run_dir: Path) -> str:
     last_end = max((i for i, e in enumerate(events) if e.type in ev.TERMINAL), default=-1)
     if last_end > last_start and ends:
         return ends[-1]
-    if starts and _alive(starts[-1].pid):
+    if starts and _held(run_dir, starts[-1].pid):
         return "running"
     return "interrupted"
+
+
+def _held(folder: Path, pid: int) -> int:
+    """The pid holding the folder's lock (recipes/lock.py), or 0; folders from before locks:
+    ``pid`` when that process still runs."""
+    if (folder / LOCK_FILE).exists():
+        return holder(folder) or 0
+    return pid if _alive(pid) else 0
 
 
 def _alive(pid: int) -> bool:
@@ -112,7 +121,8 @@ def experiment_status(folder: Path) -> tuple[str, int]:
         return "pending", 0
     if ended is not None:
         return ended.status, 0
-    return ("running", started.pid) if _alive(started.pid) else ("interrupted", 0)
+    pid = _held(folder, started.pid)
+    return ("running", pid) if pid else ("interrupted", 0)
 
 
 def running_pid(folder: Path) -> int:

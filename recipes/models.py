@@ -8,7 +8,9 @@ miniaturised without its config.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Chat templates written for slothlab; each renders exactly what the model's own template
 # renders for system/user/assistant turns (checked against the real tokenizers in the tests).
@@ -73,6 +75,9 @@ class ModelInfo:
     num_conv_layers: int = 0
     params: int = 0  # published parameter count, for sanity checks
     verified: bool = True  # False where the numbers come from secondary sources
+    # "sentencepiece" (a tokenizer.model: Llama-2 / TinyLlama, Gemma) or "bpe" (byte-level BPE:
+    # Llama-3, LFM2). Tiny mode trains the same kind; llama.cpp's converter needs to know it.
+    tokenizer_kind: str = "bpe"
 
     @property
     def head_size(self) -> int:
@@ -85,6 +90,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         intermediate_size=5632, num_layers=22, num_heads=32, num_kv_heads=4, vocab_size=32000,
         tied_embeddings=False, chat_format="zephyr", bos_token="<s>", eos_token="</s>",
         pad_token="</s>", unk_token="<unk>", params=1_100_048_384,
+        tokenizer_kind="sentencepiece",
     ),
     "meta-llama/Llama-3.2-3B-Instruct": ModelInfo(
         model_type="llama", architecture="LlamaForCausalLM", hidden_size=3072,
@@ -116,13 +122,14 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         intermediate_size=2048, num_layers=18, num_heads=4, num_kv_heads=1, vocab_size=262144,
         tied_embeddings=True, chat_format="gemma", bos_token="<bos>", eos_token="<end_of_turn>",
         pad_token="<pad>", unk_token="<unk>", extra_special_tokens=("<start_of_turn>", "<eos>"),
-        head_dim=256, params=268_098_176,
+        head_dim=256, params=268_098_176, tokenizer_kind="sentencepiece",
     ),
     "lelapa/InkubaLM-0.4B": ModelInfo(
         model_type="llama", architecture="LlamaForCausalLM", hidden_size=2048,
         intermediate_size=5632, num_layers=8, num_heads=32, num_kv_heads=32, vocab_size=61788,
         tied_embeddings=False, chat_format="", bos_token="<s>", eos_token="</s>",
         pad_token="</s>", unk_token="<unk>", params=421_939_200, verified=False,
+        tokenizer_kind="sentencepiece",
     ),
 }
 # Unsloth's pre-quantised repos hold the same architecture as their source model.
@@ -143,3 +150,33 @@ ALIASES: dict[str, str] = {
 
 def model_info(model_id: str) -> ModelInfo | None:
     return KNOWN_MODELS.get(ALIASES.get(model_id, model_id))
+
+
+# Layers peft can adapt in every model above besides its linear ones (the embedding, the head).
+ALWAYS_ADAPTABLE = ("embed_tokens", "lm_head")
+
+
+def linear_modules_of(model_id: str) -> tuple[str, ...] | None:
+    """The linear layer names LoRA can target in ``model_id``: from the table above, or from a
+    local folder's config.json whose ``model_type`` the table knows; None when not known."""
+    info = model_info(model_id)
+    if info is not None:
+        return info.linear_modules
+    config = Path(model_id).expanduser() / "config.json"
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return next((m.linear_modules for m in KNOWN_MODELS.values() if m.model_type == model_type),
+                None)
+
+
+def unknown_target_modules(model_id: str, target_modules: list[str]) -> list[str]:
+    """The names in ``target_modules`` that match no layer of ``model_id`` (peft matches a name
+    or a dotted path's last part: "self_attn.q_proj"). Empty when every name matches, for
+    "all-linear", and for a model this table does not know (it is not refused)."""
+    known = linear_modules_of(model_id)
+    if known is None:
+        return []
+    allowed = {*known, *ALWAYS_ADAPTABLE, "all-linear"}
+    return [name for name in target_modules if name.rsplit(".", 1)[-1] not in allowed]

@@ -14,6 +14,7 @@ from typing import Any
 from recipes import events as ev
 from recipes import metrics as M
 from recipes.rundir import ADAPTER, EVENTS_FILE, read_done, stage_folder, write_json
+from recipes.safe_text import safe_text
 from recipes.schema import Recipe
 
 LABELS = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "bleu": "BLEU",
@@ -41,7 +42,7 @@ def stage_curves(run_dir: Path, stage: str = "") -> tuple[list[tuple[int, float]
     for event in ev.read_events(path) if path.exists() else []:
         if getattr(event, "stage", None) != stage:
             continue
-        if isinstance(event, ev.Step):
+        if isinstance(event, ev.Step) and event.loss is not None:
             train[event.step] = event.loss
         elif isinstance(event, ev.Eval) and event.loss is not None:
             evals[event.step] = (event.loss, event.subset_losses)
@@ -180,8 +181,9 @@ def _change(row: dict[str, Any]) -> str:
 
 
 def _cell(text: str, limit: int = 400) -> str:
-    """Text for a markdown table cell; <mask> and other markers shown, not read as HTML."""
-    text = text if len(text) <= limit else text[:limit] + " …"
+    """Text for a markdown table cell: control characters shown as escapes (model output may
+    hold them), <mask> and other markers shown, not read as HTML."""
+    text = safe_text(text if len(text) <= limit else text[:limit] + " …")
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("\n", "<br>") or "*(empty)*"
 
@@ -191,14 +193,14 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
     staged = report["stages_run"] != ["finetune"]
     title = (", ".join(STAGE_TITLES[s].split(" (")[0].lower() for s in report["stages_run"])
              if staged else "base vs fine-tuned")
-    lines = [f"# {report['recipe']}: {title}", "",
-             f"Model `{report['model']}`{' (tiny mode)' if report['tiny'] else ''}."
+    lines = [f"# {safe_text(report['recipe'])}: {title}", "",
+             f"Model `{safe_text(report['model'])}`{' (tiny mode)' if report['tiny'] else ''}."
              + (f" Stages in this run: {', '.join(report['stages_run'])}." if staged else ""), ""]
     if staged:
         lines += ["| Stage | Seconds | Output |", "|---|---|---|"]
         for name, done in stages.items():
             output = done.get("folder") or done.get("model_dir") or done.get("adapter_dir")
-            lines.append(f"| {name} | {done.get('seconds', 0):.1f} | `{output}` |")
+            lines.append(f"| {name} | {done.get('seconds', 0):.1f} | `{safe_text(str(output))}` |")
         lines.append("")
     for number, name in enumerate(report["stages_run"], start=1):
         if name not in stages:
@@ -209,7 +211,7 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
                    "finetune": _finetune_md}[name]
         lines += heading + section(stages[name], report, plot)
     lines += ["## Artifacts", ""]
-    lines += [f"- {name}: `{path}`" for name, path in report["artifacts"].items()]
+    lines += [f"- {name}: `{safe_text(path)}`" for name, path in report["artifacts"].items()]
     lines.append("")
     return "\n".join(lines)
 
@@ -279,7 +281,7 @@ def _finetune_md(fine: dict[str, Any], report: dict[str, Any], plot: str | None)
     lora = fine.get("lora")
     if lora and report["stages_run"] != ["finetune"]:
         lines += [f"LoRA r={lora['r']}, alpha={lora['alpha']} on "
-                  f"{', '.join(lora['target_modules'])} of `{fine['base_model']}` "
+                  f"{safe_text(', '.join(lora['target_modules']))} of `{safe_text(fine['base_model'])}` "
                   f"({'4-bit' if lora['load_in_4bit'] else 'unquantised'}); loss on the "
                   f"responses only; {fine['steps']} steps. Base = that model with the adapter "
                   "off.", ""]

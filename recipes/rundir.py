@@ -3,7 +3,9 @@
     runs/<YYYYmmdd-HHMMSS>-<recipe>/
         recipe.yaml       the resolved recipe (every field, overrides applied)
         events.jsonl      the event stream (recipes/events.py)
-        checkpoints/      checkpoint-<step>/ from the trainer (resumable)
+        checkpoints/      checkpoint-<step>/ from the trainer (resumable once it holds
+                          slothlab-complete.json, written after everything else)
+        broken-checkpoints/  torn or corrupt checkpoints a resume set aside (never deleted)
         adapter/          the final PEFT adapter (safetensors) + tokenizer
         base/             tiny mode only: the miniature base model the adapter belongs to
         stages/           staged recipes only: one folder per stage, each resumable
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,10 @@ ADAPTER = "adapter"
 BASE = "base"
 STAGES_DIR = "stages"  # staged recipes (gemma3-scratch): stages/<stage>/ with their own checkpoints
 DONE = "done.json"  # a finished stage's summary; written last, so present = the stage is done
+COMPLETE = "slothlab-complete.json"  # in a checkpoint folder, written after everything else
+BROKEN = "broken-checkpoints"  # torn or corrupt checkpoints, moved aside on resume
+WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
+STATE_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth")
 
 
 def new_run_dir(runs_root: Path, recipe_name: str) -> Path:
@@ -65,13 +72,105 @@ def check_run_dir(path: Path) -> Path:
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
-    found = [p for p in (run_dir / CHECKPOINTS).glob("checkpoint-*") if p.is_dir()]
+    """Every checkpoint-<step> folder of a stage folder, oldest first (whole or not)."""
+    found = [p for p in (run_dir / CHECKPOINTS).glob("checkpoint-*")
+             if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()]
     return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = checkpoints(run_dir)
-    return found[-1] if found else None
+def mark_complete(checkpoint: Path) -> None:
+    """Written after the trainer saved everything: the checkpoint counts only with this file."""
+    files = {p.name: p.stat().st_size for p in sorted(checkpoint.iterdir())
+             if p.is_file() and p.name != COMPLETE}
+    write_json(checkpoint / COMPLETE, {"step": int(checkpoint.name.rsplit("-", 1)[1]),
+                                       "files": files})
+
+
+def checkpoint_problem(checkpoint: Path, *, deep: bool = False) -> str | None:
+    """None if ``checkpoint`` is whole, else what is wrong with it.
+
+    Light (no torch; what the TUI asks): the completion marker is there and every file it
+    lists has its recorded size. ``deep`` (before a resume) also opens the weights' safetensors
+    header, the trainer state and the optimizer / scheduler / RNG state (``weights_only``).
+    A checkpoint written before markers existed is judged by its files alone.
+    """
+    try:
+        marker = json.loads((checkpoint / COMPLETE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        marker = None
+    except (OSError, ValueError):
+        return f"its completion marker {COMPLETE} is unreadable"
+    if marker is not None:
+        for name, size in marker.get("files", {}).items():
+            path = checkpoint / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != size:
+                return f"{name} is {path.stat().st_size} bytes, {size} were written"
+    else:
+        siblings = checkpoint.parent.glob(f"checkpoint-*/{COMPLETE}")
+        if any(siblings):
+            return "it was never finished (no completion marker: the save was interrupted)"
+    weights = [n for n in WEIGHT_FILES if (checkpoint / n).is_file()]
+    missing = [n for n in STATE_FILES if not (checkpoint / n).is_file()]
+    if not weights or missing:
+        return f"{', '.join(missing or ['the weights'])} missing"
+    if deep:
+        return _deep_problem(checkpoint, weights[0])
+    return None
+
+
+def _deep_problem(checkpoint: Path, weights: str) -> str | None:
+    import torch
+    from safetensors import safe_open
+
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"trainer_state.json is unreadable ({type(exc).__name__})"
+    try:
+        with safe_open(str(checkpoint / weights), "pt") as handle:
+            list(handle.keys())
+    except Exception as exc:  # safetensors raises its own error types for a torn header
+        return f"{weights} is unreadable ({type(exc).__name__}: {str(exc)[:80]})"
+    for name in ("optimizer.pt", "scheduler.pt"):
+        try:
+            torch.load(checkpoint / name, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:
+            return f"{name} is unreadable ({type(exc).__name__}: {str(exc)[:80]})"
+    try:  # NumPy's RNG state is not weights_only-loadable: check the archive's every CRC
+        with zipfile.ZipFile(checkpoint / "rng_state.pth") as archive:
+            if archive.testzip() is not None:
+                return "rng_state.pth is corrupt"
+    except (OSError, zipfile.BadZipFile) as exc:
+        return f"rng_state.pth is unreadable ({type(exc).__name__})"
+    return None
+
+
+def latest_checkpoint(run_dir: Path, *, deep: bool = False) -> Path | None:
+    """The newest whole checkpoint of a stage folder (torn or corrupt ones are passed over)."""
+    return next((c for c in reversed(checkpoints(run_dir))
+                 if checkpoint_problem(c, deep=deep) is None), None)
+
+
+def set_aside_broken(run_dir: Path) -> list[str]:
+    """Move every torn or corrupt checkpoint of a stage folder to broken-checkpoints/ (never
+    deleted, and out of reach of the trainer's rotation); one line per checkpoint moved."""
+    moved = []
+    for checkpoint in checkpoints(run_dir):
+        problem = checkpoint_problem(checkpoint, deep=True)
+        if problem is None:
+            continue
+        target = run_dir / BROKEN / f"{checkpoint.name}.broken"
+        target.parent.mkdir(exist_ok=True)
+        n = 1
+        while target.exists():
+            n += 1
+            target = target.with_name(f"{checkpoint.name}.broken-{n}")
+        checkpoint.rename(target)
+        (target / "WHY.txt").write_text(problem + "\n", encoding="utf-8")
+        moved.append(f"{checkpoint.name} set aside as {target} ({problem})")
+    return moved
 
 
 def trained_model_paths(run_dir: Path, recipe: Any,
@@ -111,3 +210,26 @@ def read_done(folder: Path) -> dict[str, Any] | None:
     """A stage folder's summary, or None while the stage has not finished."""
     path = folder / DONE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def resume_point(run_dir: Path, stages: list[str]) -> tuple[str, Path | None] | None:
+    """(the stage a --resume continues, its newest whole checkpoint or None to start the stage
+    afresh) for a run of ``stages`` (empty: an ordinary one-stage recipe); None when every
+    stage is done. A light check (no torch): what the TUI shows before resuming."""
+    for stage in stages or ["finetune"]:
+        folder = stage_folder(run_dir, stage, staged=bool(stages))
+        if read_done(folder) is None:
+            return stage, latest_checkpoint(folder)
+    return None
+
+
+def recipe_stages(run_dir: Path) -> list[str]:
+    """The stages a run's recipe.yaml lists (empty for an ordinary recipe), read without the schema."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run_dir / RECIPE_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    stages = data.get("stages") if isinstance(data, dict) else None
+    return [str(s) for s in stages] if isinstance(stages, list) else []

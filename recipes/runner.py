@@ -15,7 +15,7 @@ imports transformers, trl or peft. Every outcome ends the event stream with ``fi
 from __future__ import annotations
 
 import os
-import signal
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +26,19 @@ from recipes import events as ev
 from recipes.context import RunContext, StageOutcome
 from recipes.errors import RecipeError, RunDirError, SlothlabError
 from recipes.host import PROJECT_ROOT, describe_device, quiet_libraries, train_device
-from recipes.rundir import EVENTS_FILE, RECIPE_FILE, new_run_dir, read_done, stage_folder
+from recipes.rundir import (
+    EVENTS_FILE,
+    RECIPE_FILE,
+    checkpoints,
+    latest_checkpoint,
+    new_run_dir,
+    read_done,
+    set_aside_broken,
+    stage_folder,
+    write_json,
+)
 from recipes.schema import Recipe, data_source, dump_recipe
+from recipes.signals import StopFlag
 from recipes.stages import finetune, pretrain, tokenizer
 
 STAGES = {"tokenizer": tokenizer, "pretrain": pretrain, "finetune": finetune}
@@ -42,25 +53,10 @@ class RunOptions:
     listeners: list[Callable[[ev.Event], None]] = field(default_factory=list)
     stop_at_step: int | None = None  # tests: behave as if Ctrl-C arrived during this step
     cache_dir: Path | None = None
+    allow_data_change: bool = False  # resume even though the data differs from the run's
     variant: str = ""  # an experiment's variant (recipes/experiment.py): tags every event
-    stop: Any = None  # a StopFlag shared with an experiment (one Ctrl-C stops both); None = own
+    stop: Any = None  # a StopFlag shared with an experiment (one signal stops both); None = own
     resume_command: str = ""  # what continues a stopped run, when not --resume (an experiment's)
-
-
-class StopFlag:
-    """Set by SIGINT (first Ctrl-C); the trainer checks it at the end of each step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def install(self) -> Callable[[], None]:
-        def handler(signum: int, frame: Any) -> None:
-            if self.requested:  # a second Ctrl-C means now
-                raise KeyboardInterrupt
-            self.requested = True
-
-        previous = signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
 
 
 def stage_names(recipe: Recipe) -> list[str]:
@@ -113,9 +109,7 @@ def pending(recipe: Recipe, run_dir: Path) -> list[str]:
 
 
 def resumable(recipe: Recipe, run_dir: Path) -> bool:
-    """Anything to continue from: a finished stage, or a checkpoint of the current one."""
-    from recipes.rundir import latest_checkpoint
-
+    """Anything to continue from: a finished stage, or a whole checkpoint of the current one."""
     left = pending(recipe, run_dir)
     if len(left) < len(stage_names(recipe)):
         return True
@@ -123,10 +117,7 @@ def resumable(recipe: Recipe, run_dir: Path) -> bool:
         stage_folder(run_dir, left[0], staged=bool(recipe.stages))) is not None
 
 
-def check_resume(recipe: Recipe, run_dir: Path) -> None:
-    if not (run_dir / RECIPE_FILE).is_file():
-        raise RunDirError("not a slothlab run (recipe.yaml missing)", where=str(run_dir),
-                          fix="pass a folder created by `slothlab --recipe ...` (runs/<id>)")
+def check_resume(recipe: Recipe, run_dir: Path, set_aside: list[str]) -> None:
     if not pending(recipe, run_dir) or _finished(run_dir):
         if recipe.stages:
             raise RunDirError(
@@ -138,10 +129,65 @@ def check_resume(recipe: Recipe, run_dir: Path) -> None:
                           fix=f"re-evaluate it with `slothlab eval {run_dir}`, "
                               "or start a new run with more steps")
     if not resumable(recipe, run_dir):
-        raise RunDirError("this run has no checkpoint to resume from", where=str(run_dir),
+        broken = f" ({'; '.join(set_aside)})" if set_aside else ""
+        raise RunDirError(f"this run has no checkpoint to resume from{broken}",
+                          where=str(run_dir),
                           fix=f"start it again with `slothlab --recipe {run_dir / RECIPE_FILE}`; "
                               f"checkpoints are saved every save_steps={recipe.save_steps} "
                               "steps and when a run is stopped after its first step")
+
+
+def prepare_resume(recipe: Recipe, options: RunOptions) -> tuple[Any, list[str]]:
+    """Lock the run, set its torn or corrupt checkpoints aside and check there is something to
+    continue. Returns the lock and what was done, for the preflight."""
+    from recipes.lock import lock_run
+
+    run_dir = options.resume_dir
+    if not (run_dir / RECIPE_FILE).is_file():
+        raise RunDirError("not a slothlab run (recipe.yaml missing)", where=str(run_dir),
+                          fix="pass a folder created by `slothlab --recipe ...` (runs/<id>)")
+    left = pending(recipe, run_dir)
+    if not left or _finished(run_dir) or not (
+            resumable(recipe, run_dir)
+            or checkpoints(stage_folder(run_dir, left[0], staged=bool(recipe.stages)))):
+        check_resume(recipe, run_dir, [])  # refuses, touching nothing
+    from recipes.lock import LOCK_FILE
+
+    created = not (run_dir / LOCK_FILE).exists()
+    lock = lock_run(run_dir)  # before any change: of two resumes of one run, one goes on
+    try:
+        moved = [line for name in pending(recipe, run_dir)
+                 for line in set_aside_broken(stage_folder(run_dir, name, staged=bool(recipe.stages)))]
+        check_resume(recipe, run_dir, moved)
+    except BaseException:
+        lock.close()
+        if created:
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        raise
+    return lock, moved
+
+
+def check_same_data(run_dir: Path, record: dict[str, Any], allow: bool) -> list[str]:
+    """Refuse to resume on data that changed since the run started (unless allowed)."""
+    import json
+
+    from recipes.fingerprint import DATA_FILE, differences
+
+    try:
+        old = json.loads((run_dir / DATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        write_json(run_dir / DATA_FILE, record)  # a run from before data.json: record it now
+        return []
+    changed = differences(old, record)
+    if not changed:
+        return []
+    if not allow:
+        raise RunDirError("the data changed since this run started: " + "; ".join(changed[:5]),
+                          where=str(run_dir),
+                          fix="restore the data the run trained on, start a new run, or resume "
+                              "anyway with --allow-data-change")
+    write_json(run_dir / DATA_FILE, record)
+    return ["resumed on changed data (--allow-data-change): " + "; ".join(changed[:5])]
 
 
 def _finished(run_dir: Path) -> bool:
@@ -149,13 +195,29 @@ def _finished(run_dir: Path) -> bool:
     return bool(ends) and ends[-1] == "finished"
 
 
-def open_run(recipe: Recipe, options: RunOptions) -> tuple[Path, ev.EventWriter]:
-    """The run directory (new, with the resolved recipe; or the one resumed) and its writer."""
+def open_run(recipe: Recipe, options: RunOptions,
+             record: dict[str, Any]) -> tuple[Path, ev.EventWriter]:
+    """The run directory (new, with the resolved recipe and its data record; or the one
+    resumed) and its writer. A new directory that cannot be written is removed again."""
+    from recipes.fingerprint import DATA_FILE
+
     if options.resume_dir is not None:
         run_dir = options.resume_dir
     else:
         run_dir = new_run_dir(options.runs_root, recipe.name)
-        (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
+        try:
+            (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
+            write_json(run_dir / DATA_FILE, record)
+            (run_dir / EVENTS_FILE).touch()
+        except OSError as exc:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            from recipes.disk import disk_full
+
+            if disk_full(exc):
+                raise RunDirError("disk full: cannot write a new run here", where=str(run_dir),
+                                  fix="free some space, or pass --runs-dir on another disk") from None
+            raise RunDirError(f"cannot write the run directory ({exc.strerror})",
+                              where=str(run_dir), fix="pass --runs-dir a folder you can write to") from None
     writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo, variant=options.variant)
     for listener in options.listeners:
         writer.subscribe(listener)
@@ -181,14 +243,25 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     """Run (or resume) the recipe's stages in order; returns the run directory.
 
     Raises SlothlabError on bad input, before anything is written."""
+    quiet_libraries()  # before the libraries load: their import-time warnings stay quiet
     check_stages(recipe)
     check_ablation(recipe, options)
     if recipe.stages:
         from recipes.corpus import parse_ratios
 
         parse_ratios(recipe)
-    if options.resume_dir is not None:
-        check_resume(recipe, options.resume_dir)
+    lock, notes = (prepare_resume(recipe, options) if options.resume_dir is not None
+                   else (None, []))
+    try:
+        return _run(recipe, options, notes, lock)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _run(recipe: Recipe, options: RunOptions, notes: list[str], lock: Any) -> Path:
+    from recipes.fingerprint import data_record
+
     for name in stage_names(recipe):
         check = getattr(STAGES[name], "check", None)
         if check is not None:
@@ -204,11 +277,20 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     quiet_libraries()
     device = train_device()
     inputs = read_inputs(recipe, options.resume_dir)
+    record = data_record(recipe)
+    if options.resume_dir is not None:
+        notes += check_same_data(options.resume_dir, record, options.allow_data_change)
 
-    run_dir, writer = open_run(recipe, options)
+    run_dir, writer = open_run(recipe, options, record)
+    own_lock = None
+    if lock is None:
+        from recipes.lock import lock_run
+
+        own_lock = lock_run(run_dir)
     stop = options.stop if options.stop is not None else StopFlag()
-    restore_sigint = stop.install()
-    ctx = RunContext(recipe, options, run_dir, writer, stop, device, choice, **inputs)
+    restore_signals = stop.install()
+    ctx = RunContext(recipe, options, run_dir, writer, stop, device, choice, notes=notes,
+                     **inputs)
     last_step = 0
 
     def remember_step(event: ev.Event) -> None:
@@ -241,7 +323,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
                     f"slothlab --resume {run_dir}" if resumable(recipe, run_dir)
                     else f"slothlab --recipe {run_dir / RECIPE_FILE}")
                 writer.emit(ev.Stopped(step=outcome.step, checkpoint=str(found) if found else None,
-                                       resume_command=again))
+                                       resume_command=again, signal=stop.signal_name))
                 return run_dir
         from recipes.report import write_report
 
@@ -250,22 +332,59 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
                                 adapter_dir=outcome.output, seconds=time.time() - started,
                                 report=str(run_dir / "report.md")))
         return run_dir
-    except SlothlabError as exc:
-        writer.emit(ev.Failed(error=exc.what if not exc.where else f"{exc.where}: {exc.what}",
-                              advice=exc.fix or "", step=last_step))
-        raise
     except KeyboardInterrupt:
-        writer.emit(ev.Failed(error="interrupted twice: stopped without a checkpoint",
-                              advice=f"resume from the last saved checkpoint: slothlab --resume "
-                                     f"{run_dir}", step=last_step))
-        raise
-    except BaseException as exc:
-        writer.emit(ev.Failed(error=f"{type(exc).__name__}: {exc}", advice=advice_for(exc),
+        writer.emit(ev.Failed(error="interrupted twice: stopped at once",
+                              advice=kept(ctx, "resume from the last whole checkpoint"),
                               step=last_step))
         raise
+    except BaseException as exc:
+        event = failure(ctx, exc, last_step)
+        writer.emit(event)
+        from recipes.disk import disk_full
+
+        if disk_full(exc):
+            raise DiskFull(event.error, fix=event.advice) from exc
+        raise
     finally:
-        restore_sigint()
+        restore_signals()
         writer.close()
+        if own_lock is not None:
+            own_lock.close()
+
+
+class DiskFull(SlothlabError):
+    """The disk filled up during the run; nothing saved before is lost."""
+
+    exit_code = 1
+
+
+def kept(ctx: RunContext, advice: str) -> str:
+    """``advice``, and what survives of the training: the newest whole checkpoint to resume."""
+    left = pending(ctx.recipe, ctx.run_dir)
+    found = latest_checkpoint(ctx.folder(left[0])) if left else None
+    if found is None:
+        return advice
+    return (f"{advice}. Nothing trained up to step {found.name.rsplit('-', 1)[1]} is lost: "
+            f"`slothlab --resume {ctx.run_dir}` continues from {found}")
+
+
+def failure(ctx: RunContext, exc: BaseException, step: int) -> ev.Failed:
+    """The ``failed`` event for ``exc``: what happened, where, and what to do."""
+    from recipes.disk import MB, disk_full, free_bytes
+
+    if disk_full(exc):
+        need = f", a checkpoint needs about {ctx.checkpoint_bytes / MB:,.1f} MB" \
+            if ctx.checkpoint_bytes else ""
+        error = (f"disk full at {ctx.run_dir}: {free_bytes(ctx.run_dir) / MB:,.0f} MB free"
+                 f"{need}")
+        return ev.Failed(error=error, step=step, advice=kept(
+            ctx, "free some space (or lower save_total_limit), then resume"))
+    if isinstance(exc, SlothlabError):
+        error = exc.what if not exc.where else f"{exc.where}: {exc.what}"
+        return ev.Failed(error=error, advice=kept(ctx, exc.fix or ""),
+                         step=getattr(exc, "step", step))
+    return ev.Failed(error=f"{type(exc).__name__}: {exc}", advice=kept(ctx, advice_for(exc)),
+                     step=step)
 
 
 def advice_for(exc: BaseException) -> str:

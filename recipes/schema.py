@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from recipes.errors import RecipeError
-from recipes.models import CHAT_TEMPLATES
+from recipes.models import CHAT_TEMPLATES, linear_modules_of, unknown_target_modules
 
 METRIC_NAMES = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "token_f1", "exact_match",
                 "accuracy", "weighted_f1", "zindi")
@@ -156,6 +156,10 @@ class Recipe:
                           group="train", choices=CHOICES_OPTIM)
     max_grad_norm: float = knob(1.0, "Gradient clipping norm; 0 = no clipping.",
                                 group="train", min=0.0, max=1e6)
+    loss_spike_factor: float = knob(
+        0.0, "Stop the run (as a NaN loss does) when a logged loss exceeds this many times the "
+        "median of the losses logged before it; 0 = only NaN/Inf stop it.",
+        group="train", min=0.0, max=1e6)
     gradient_checkpointing: bool = knob(
         True, "Recompute activations in backward (less memory, ~20-30% slower).", group="train",
     )
@@ -341,7 +345,10 @@ def coerce(name: str, value: Any, where: str) -> Any:
     def bad(reason: str) -> RecipeError:
         default = FIELDS[name].default
         example = f" (default: {default!r})" if default is not dataclasses.MISSING else ""
-        return RecipeError(f"field '{name}' = {given!r}: {reason}", where=where,
+        shown = repr(given)
+        if len(shown) > 120:  # a huge value (an alias bomb, a pasted file) is not echoed whole
+            shown = shown[:100] + f"… ({len(shown):,} characters)"
+        return RecipeError(f"field '{name}' = {shown}: {reason}", where=where,
                            fix=f"{meta['help']}{example}")
 
     origin = typing.get_origin(tp)
@@ -464,6 +471,12 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
         if not getattr(recipe, name):
             raise RecipeError(f"field '{name}' must not be empty", where=where,
                               fix=FIELDS[name].metadata["help"])
+    modules = unknown_target_modules(recipe.model, recipe.target_modules)
+    if modules:
+        raise RecipeError(
+            f"target_modules {', '.join(modules)}: no such layer in {recipe.model}", where=where,
+            fix=f"its linear layers are {', '.join(linear_modules_of(recipe.model) or ())} "
+                "(or all-linear)")
     unknown = [m for m in recipe.metrics if m not in METRIC_NAMES]
     if unknown:
         raise RecipeError(f"unknown metric(s) {', '.join(unknown)}", where=where,
@@ -527,6 +540,31 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+MAX_RECIPE_BYTES = 1_000_000
+MAX_RECIPE_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node) -> int:
+    """How many values the YAML graph holds once every alias is expanded (aliases share node
+    objects, so this is counted per node, not by walking the expansion)."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = 1  # a recursive alias counts once, not forever
+        if isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(c) for c in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = min(total, MAX_RECIPE_NODES + 1)
+        return sizes[id(n)]
+
+    return size(node)
+
+
 def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
     """The file's data and the 1-based line of each top-level key (for error messages)."""
     try:
@@ -536,9 +574,22 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
                           fix="check the path, or run `slothlab --list` for the bundled recipes") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read the recipe file ({exc})", where=str(path)) from None
+    if not text.strip() or all(line.lstrip().startswith("#") or not line.strip()
+                               for line in text.splitlines()):
+        raise RecipeError("the recipe file is empty", where=str(path),
+                          fix="write the fields you want (see recipes/configs/demo.yaml), or "
+                              "start from a bundled recipe: slothlab --recipe demo")
+    if len(text) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"the recipe file is {len(text):,} characters; a recipe is a few KB",
+                          where=str(path), fix="check that this is the recipe YAML")
     loader = _StrictLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node) > MAX_RECIPE_NODES:
+            raise RecipeError(
+                f"the recipe expands to more than {MAX_RECIPE_NODES:,} values (YAML aliases "
+                "that repeat each other, an 'alias bomb'?)", where=str(path),
+                fix="write the values out instead of nesting *aliases")
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

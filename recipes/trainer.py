@@ -12,12 +12,16 @@ right after that step's loss is logged.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from recipes import events as ev
+from recipes.errors import SlothlabError
 from recipes.host import memory_now
 from recipes.rundir import CHECKPOINTS
 from recipes.schema import Recipe
@@ -29,7 +33,9 @@ def training_args(recipe: Recipe, out_dir: Path, device: str) -> Any:
     from recipes.backends.reference import resolve_dtype
 
     dtype = str(resolve_dtype(recipe.compute_dtype, device)).removeprefix("torch.")
-    return SFTConfig(
+    # Unsloth's patched SFTConfig prints that it swaps adamw_8bit for adamw_torch_fused; the
+    # swap is undone (restore_optimizer) and reported in the preflight, so the print would mislead.
+    settings = dict(
         output_dir=str(out_dir / CHECKPOINTS),
         per_device_train_batch_size=recipe.batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
@@ -44,6 +50,7 @@ def training_args(recipe: Recipe, out_dir: Path, device: str) -> Any:
         gradient_checkpointing=False,  # the backend enabled it on the model already
         logging_steps=recipe.logging_steps,
         logging_first_step=True,  # the first loss (and the progress bar) without a wait
+        logging_nan_inf_filter=False,  # a NaN loss is shown, never averaged away
         eval_strategy="no",  # stages evaluate themselves (EvalEvery), with greedy samples
         save_strategy="steps",
         save_steps=recipe.save_steps,
@@ -61,6 +68,8 @@ def training_args(recipe: Recipe, out_dir: Path, device: str) -> Any:
         dataloader_num_workers=0,
         save_only_model=False,
     )
+    with contextlib.redirect_stdout(io.StringIO()):
+        return SFTConfig(**settings)
 
 
 def trainer_class(device: str, backend: str = "reference") -> type:
@@ -125,14 +134,28 @@ def adapters_in_fp32(model: Any) -> list[str]:
     return [f"LoRA weights: cast to {', '.join(sorted(cast))} by TRL; trained in float32"] if cast else []
 
 
-def event_callback(writer: Any, device: str, stop: Any, stop_at_step: int | None) -> Any:
-    """Turns the trainer's logs and saves into Step / Checkpoint events; honours the stop flag."""
+def event_callback(writer: Any, device: str, stop: Any, stop_at_step: int | None,
+                   spike_factor: float = 0.0) -> Any:
+    """Turns the trainer's logs and saves into Step / Checkpoint events; honours the stop flag;
+    stops a run whose gradients stop being finite before the optimizer applies them (so no
+    diverged weights are ever saved), or whose loss jumps past ``spike_factor`` times the
+    median of the losses logged so far."""
+    import statistics
+
     from transformers import TrainerCallback
+
+    from recipes.rundir import mark_complete
 
     class EventCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
             self.last_time = time.perf_counter()
             self.last_tokens = state.num_input_tokens_seen
+            self.losses: list[float] = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            bad = non_finite_gradients(model)
+            if bad:
+                raise Diverged(state.global_step + 1, f"{bad} has NaN/Inf gradients")
 
         def on_step_end(self, args, state, control, **kwargs):
             if stop_at_step is not None and state.global_step >= stop_at_step:
@@ -151,18 +174,56 @@ def event_callback(writer: Any, device: str, stop: Any, stop_at_step: int | None
             tokens = state.num_input_tokens_seen
             rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
             self.last_time, self.last_tokens = now, tokens
-            grad_norm = logs.get("grad_norm")
+            loss, grad_norm = float(logs["loss"]), logs.get("grad_norm")
             writer.emit(ev.Step(
                 step=state.global_step, total_steps=state.max_steps, epoch=float(state.epoch or 0),
-                loss=float(logs["loss"]), learning_rate=float(logs.get("learning_rate", 0.0)),
+                loss=loss, learning_rate=float(logs.get("learning_rate", 0.0)),
                 grad_norm=float(grad_norm) if grad_norm is not None else None,
                 tokens_per_second=rate, memory=memory_now(device)))
+            detail = f"loss {loss:.4g}, grad norm {float(grad_norm or 0):.3g}"
+            if not math.isfinite(loss):
+                raise Diverged(state.global_step, detail)
+            if spike_factor and len(self.losses) >= 3:
+                typical = statistics.median(self.losses)
+                if loss > spike_factor * typical:
+                    raise Diverged(state.global_step, f"{detail}: more than loss_spike_factor="
+                                                      f"{spike_factor:g} times the median {typical:.4g}")
+            self.losses.append(loss)
 
         def on_save(self, args, state, control, **kwargs):
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if path.is_dir() and args.should_save:
+                mark_complete(path)
             writer.emit(ev.Checkpoint(step=state.global_step, path=str(path)))
 
     return EventCallback()
+
+
+class Diverged(SlothlabError):
+    """Training stopped at a step whose loss or gradients were not finite (or spiked)."""
+
+    exit_code = 1
+
+    def __init__(self, step: int, detail: str) -> None:
+        self.step = step
+        super().__init__(f"diverged at step {step} ({detail})", where="training",
+                         fix="lower learning_rate, add warmup_steps or set max_grad_norm (e.g. 1.0); "
+                             "nothing was saved from the diverged weights")
+
+
+def non_finite_gradients(model: Any) -> str:
+    """The first trainable parameter whose gradient holds NaN or Inf ('' when all are finite)."""
+    import torch
+
+    if model is None:
+        return ""
+    named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+    if not named:
+        return ""
+    finite = torch.stack([torch.isfinite(g).all() for _, g in named])
+    if bool(finite.all()):
+        return ""
+    return next(n for (n, _), ok in zip(named, finite.tolist(), strict=True) if not ok)
 
 
 def eval_every(every: int, stop: Any, evaluate: Callable[[int], None]) -> Any:
@@ -206,7 +267,8 @@ def build_trainer(ctx: Any, recipe: Recipe, out_dir: Path, model: Any, tokenizer
     """
     from transformers import PrinterCallback
 
-    callbacks = [event_callback(writer, ctx.device, ctx.stop, ctx.options.stop_at_step)]
+    callbacks = [event_callback(writer, ctx.device, ctx.stop, ctx.options.stop_at_step,
+                                recipe.loss_spike_factor)]
     if evaluate is not None:
         callbacks.append(eval_every(recipe.eval_steps, ctx.stop, evaluate))
     trainer = trainer_class(ctx.device, backend)(

@@ -95,3 +95,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run_dir] = list((root / "runs").iterdir())
     return run_dir, seconds, proc
+
+
+@pytest.fixture(autouse=True)
+def unsloth_stays_out_of_this_process():
+    """Importing unsloth patches TRL and transformers for the whole process (8-bit optimizers
+    become adamw_torch_fused, SFTTrainer is replaced): every test that trains through it must
+    use a child process, or it would silently change every later test."""
+    import sys
+
+    yield
+    module = sys.modules.get("unsloth")
+    assert module is None or getattr(module, "__file__", None) is None, \
+        "a test imported unsloth in the test process: run it in a child process"

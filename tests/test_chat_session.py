@@ -10,9 +10,9 @@ import pytest
 
 from recipes.chat import ChatError, ChatSession, EvalPrompt, Settings, TextDeltas
 from recipes.data.render import Renderer
+from recipes.safe_text import safe_text
 from recipes.schema import Recipe
 from tui.chat_cli import serve_json
-from tui.chat_terminal import visible
 
 INSTRUCTION = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n{response}"
 
@@ -99,9 +99,9 @@ def test_settings_are_checked() -> None:
         Settings(temperature=float("nan")).check()
 
 
-def test_visible_shows_control_characters_as_symbols() -> None:
-    assert visible("red\x1b[31m bell\x07 ok\n\ttab") == "red␛[31m bell␇ ok\n\ttab"
-    assert visible("rtl\u202eevil\x85") == "rtl\\u202eevil\\u0085"
+def test_chat_output_shows_control_characters_as_escapes() -> None:
+    assert safe_text("red\x1b[31m bell\x07 ok\n\ttab") == "red\\x1b[31m bell\\x07 ok\n\ttab"
+    assert safe_text("rtl\u202eevil\x85") == "rtl\\u202eevil\\x85"
 
 
 class BlockingSession:

@@ -156,13 +156,28 @@ def test_debug_shows_the_traceback(runs_dir) -> None:
         main(["--recipe", "dmo", "--debug", "--runs-dir", str(runs_dir)])
 
 
-def test_backend_unsloth_without_gpu_is_a_clear_error(existing_runs, capsys) -> None:
+def test_backend_unsloth_that_cannot_run_is_a_clear_error(existing_runs, tmp_path) -> None:
+    """Without a GPU, unsloth 2026.10.9 runs its CPU backend; with its CPU fallback switched
+    off it cannot import, and --backend unsloth says so before anything is written. In a child
+    process: importing unsloth here would patch TRL for every later test."""
+    import os
+    import subprocess
+    import sys
+
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    err = refuse([*DEMO, "--backend", "unsloth"], existing_runs, capsys)
-    assert "needs a CUDA GPU" in err
+    before = snapshot(existing_runs)
+    proc = subprocess.run([sys.executable, "-m", "tui.cli", *DEMO, "--backend", "unsloth",
+                           "--runs-dir", str(existing_runs)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600,
+                          env={**os.environ, "UNSLOTH_DISABLE_CPU_FALLBACK": "1",
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr[-2000:]
+    assert "--backend unsloth cannot run: import unsloth failed" in proc.stderr
+    assert "UNSLOTH_DISABLE_CPU_FALLBACK must be unset" in proc.stderr
+    assert snapshot(existing_runs) == before
 
 
 def test_list_json_is_one_object(capsys: pytest.CaptureFixture) -> None:

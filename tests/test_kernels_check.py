@@ -182,9 +182,29 @@ def test_python_dash_m_help():
 # -- backend comparison --------------------------------------------------------------------------
 
 
-def test_compare_backends_is_skipped_without_a_gpu():
-    result = compare.compare_backends(cuda=False)
-    assert result["status"] == "skipped" and "CUDA" in result["reason"]
+@pytest.mark.slow
+def test_compare_backends_trains_both_backends_on_a_cpu(tmp_path, monkeypatch):
+    """Without a GPU: a short fp32 training of the demo through each backend (each in its own
+    child process), the loss curves compared step by step."""
+    monkeypatch.setenv("SLOTHLAB_CACHE", str(tmp_path / "cache"))
+    result = compare.compare_backends(cuda=False, steps=4)
+    assert result["status"] == "passed", result
+    assert result["device"] == "cpu" and result["loss_rel_diff"] <= compare.CPU_LOSS_RTOL
+    ref, fast = result["backends"]["reference"], result["backends"]["unsloth"]
+    assert len(ref["losses"]) == len(fast["losses"]) == 4
+    assert fast["settings"]["loss"] == "Unsloth's chunked cross-entropy (CPU)"
+    assert ref["settings"]["optimizer"] == fast["settings"]["optimizer"] == \
+        "bitsandbytes AdamW (8-bit state)"
+    assert result["speedup"] > 0 and result["memory_ratio"] > 0
+
+
+def test_cpu_comparison_fails_on_diverging_curves():
+    run = {"losses": [2.0, 1.5, 1.2], "steps_per_second": 4.0, "peak_rss_gib": 1.0}
+    same = compare.summarise_cpu({"reference": run, "unsloth": {**run, "steps_per_second": 2.0}}, 3)
+    assert same["status"] == "passed" and same["speedup"] == 0.5
+    apart = compare.summarise_cpu({"reference": run, "unsloth": {**run, "losses": [2.0, 1.5, 1.3]}},
+                                  3)
+    assert apart["status"] == "failed" and "differ" in apart["reason"]
 
 
 def test_compare_summary_judges_the_first_loss():

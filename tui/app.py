@@ -16,26 +16,32 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
+from platformdirs import user_downloads_path
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 
 from recipes.errors import RecipeError
+from recipes.safe_text import safe_text
 from recipes.schema import Recipe, dump_recipe
 from tui import fit as fitmod
 from tui.catalog import RecipeEntry, as_run, load_catalog
 from tui.device import DeviceInfo, probe_device
+from tui.driver import DriverReport, query_driver
 from tui.format import short_path
-from tui.messages import DeviceDetected, RunEnded
+from tui.messages import DeviceDetected, DriverDetected, RunEnded
+from tui.questions import cpu_start_question, discard_question, quit_question, stop_question
 from tui.runner import SLOTHLAB, STOP_GRACE_SECONDS, RunProcess, RunSpec
 from tui.runstate import RunState
 from tui.screens.confirm import OTHER, ConfirmScreen
 from tui.screens.recipes import RecipesScreen
 
 DeviceProbe = Callable[[], Awaitable[DeviceInfo]]
+DriverProbe = Callable[[], Awaitable[DriverReport]]
 FitEstimator = Callable[[Recipe, "float | None"], fitmod.Fit]
 
 
@@ -87,7 +93,7 @@ class SlothlabApp(App):
 
     tiny: reactive[bool] = reactive(False)
     card: reactive[str] = reactive("auto")  # "auto" (the detected GPU's) or a size in GiB
-    device: reactive[DeviceInfo] = reactive(DeviceInfo(pending=True), always_update=True)
+    device: reactive[DeviceInfo] = reactive(DeviceInfo(), always_update=True)
     catalog_version: reactive[int] = reactive(0)
 
     def __init__(
@@ -97,6 +103,7 @@ class SlothlabApp(App):
         *,
         slothlab: tuple[str, ...] = SLOTHLAB,
         device_probe: DeviceProbe | None = None,
+        driver_probe: DriverProbe | None = None,
         fit_estimator: FitEstimator | None = None,
         stop_grace: float = STOP_GRACE_SECONDS,
         extra_args: list[str] | None = None,
@@ -110,6 +117,7 @@ class SlothlabApp(App):
         self.saved_dir = saved_dir
         self.slothlab = slothlab
         self.device_probe = device_probe or (lambda: probe_device(slothlab))
+        self.driver_probe = driver_probe or (lambda: asyncio.to_thread(query_driver))
         self.fit_estimator = fit_estimator or fitmod.estimate
         self.stop_grace = stop_grace
         self.extra_args = list(extra_args or [])
@@ -118,33 +126,69 @@ class SlothlabApp(App):
         self.live_state: RunState | None = None
         self.experiment = None  # tui.experiment_process.ExperimentProcess, while one runs
         self._quitting = False
+        self._leave_running = False  # quit chosen with "leave it running": no stop on unmount
 
     # -- start-up ----------------------------------------------------------------------
     def on_mount(self) -> None:
         self.theme = self._start_theme
-        # After the first paint: the device check imports torch in its own process.
-        self.call_after_refresh(self.detect_device)
+        self.detect_device()
 
     async def on_unmount(self) -> None:
-        """Last line of defence (an exception, a test ending): no run outlives the app."""
-        if self.live is not None and self.live.running:
+        """Last line of defence (an exception, a test ending): no run outlives the app, unless
+        the person chose to leave it running."""
+        if self.live is not None and self.live.running and not self._leave_running:
             await self.live.terminate()
         if self.experiment is not None and self.experiment.running:
             await self.experiment.terminate()
 
     def detect_device(self) -> None:
-        self.device = DeviceInfo(pending=True)
+        """Ask the driver now (a thread, under a second: the panel fills from it) and run the
+        full check (a subprocess importing torch, tens of seconds) after the next paint."""
+        self.device = DeviceInfo()
+        self.run_worker(self._detect_driver(), name="driver", group="driver", exclusive=True)
+        self.call_after_refresh(self._start_full_check)
+
+    def _start_full_check(self) -> None:
+        self.device = replace(self.device, checking=True, raw={}, error="")
         self.run_worker(self._detect(), name="device", group="device", exclusive=True)
+
+    async def _detect_driver(self) -> None:
+        try:
+            report = await self.driver_probe()
+        except Exception as exc:  # noqa: BLE001 - shown in the panel
+            report = DriverReport(problem=f"driver query failed: {type(exc).__name__}: {exc}",
+                                  failed=True)
+        self.post_message(DriverDetected(report))
 
     async def _detect(self) -> None:
         try:
             info = await self.device_probe()
-        except Exception as exc:  # noqa: BLE001 - shown as "device: unknown (reason)"
+        except Exception as exc:  # noqa: BLE001 - shown as "full check failed (reason)"
             info = DeviceInfo(error=f"{type(exc).__name__}: {exc}")
         self.post_message(DeviceDetected(info))
 
+    def on_driver_detected(self, message: DriverDetected) -> None:
+        self.device = replace(self.device, driver=message.report)
+
     def on_device_detected(self, message: DeviceDetected) -> None:
-        self.device = message.info
+        info = message.info
+        self.device = replace(self.device, raw=info.raw, error=info.error, checking=False)
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification shows control characters as escapes; ours that quote a file, a
+        run or an error pass ``markup=False`` ("[/INST]" is text, not a tag)."""
+        super().notify(safe_text(message), title=safe_text(title, multiline=False),
+                       severity=severity, timeout=timeout, markup=markup)
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """The palette's Screenshot: into ~/Downloads when it exists, else the working folder
+        (a lab server account often has no Downloads); the notification says where."""
+        if path is None:
+            downloads = user_downloads_path()
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        return super().deliver_screenshot(filename, path, time_format)
 
     # -- card size and fit -------------------------------------------------------------
     def card_gib(self) -> tuple[float | None, str]:
@@ -187,7 +231,8 @@ class SlothlabApp(App):
             return False
         title = ("this recipe does not load in tiny mode" if entry.recipe is not None
                  else "this recipe does not load")
-        self.notify((error or "fix its file first")[:300], title=title, severity="error")
+        self.notify((error or "fix its file first")[:300], title=title, severity="error",
+                    markup=False)
         return True
 
     def configure(self, entry: RecipeEntry) -> None:
@@ -211,9 +256,9 @@ class SlothlabApp(App):
                           "# saved from the slothlab TUI; every field is listed\n")
                 path.write_text(header + dump_recipe(recipe), encoding="utf-8")
             except OSError as exc:
-                self.notify(str(exc), title="could not save", severity="error")
+                self.notify(str(exc), title="could not save", severity="error", markup=False)
                 return
-            self.notify(f"saved {short_path(path)}", title="recipe saved")
+            self.notify(f"saved {short_path(path)}", title="recipe saved", markup=False)
             self.reload_catalog()
             if on_saved is not None:
                 on_saved()
@@ -227,6 +272,16 @@ class SlothlabApp(App):
         return self.live is not None and self.live_state is not None and self.live_state.live
 
     def start_recipe(self, entry: RecipeEntry) -> None:
+        """Start a recipe from its file (s on Recipes), after the check ctrl+r in Configure
+        makes: every problem is listed at once, and nothing starts while there is one."""
+        from tui.validation import file_problems
+
+        problems = file_problems(entry.path, self.tiny)
+        if problems:
+            self.notify("\n".join(f"• {p}" for p in problems[:12]), severity="error",
+                        title=f"{entry.name}: {len(problems)} problem(s); ⏎ opens it in "
+                              "Configure", timeout=15, markup=False)
+            return
         if self.refuse(entry):
             return
         assert entry.recipe is not None
@@ -267,34 +322,28 @@ class SlothlabApp(App):
         if tiny or not (device.pending or (device.known and not device.cuda)):
             start(spec)  # a GPU, or a failed check: the run picks its backend and says why
             return
-        question = ("No CUDA GPU here: a full recipe trains on the CPU (hours, and needs the "
-                    "model from the hub). Start anyway?")
-        if device.pending:
-            question = ("The GPU check is still running. Without a CUDA GPU a full recipe trains "
-                        "on the CPU (hours, and needs the model from the hub). Start anyway?")
-
         def answer(choice: bool | str | None) -> None:
             if choice == OTHER and tiny_spec is not None:
                 start(tiny_spec)
             elif choice is True:
                 start(spec)
 
-        if tiny_spec is None:
-            self.push_screen(ConfirmScreen(
-                question, "Tiny mode is not offered: this recipe's tiny_overrides do "
-                "not load (slothlab --tiny refuses it).", yes="Start anyway", no="Cancel"),
-                answer)
-            return
-        self.push_screen(ConfirmScreen(
-            question, "Tiny mode runs the same pipeline on a random miniature and the sample "
-            "data: a minute or two on a CPU, offline.", yes="Start anyway", no="Cancel",
-            other="Tiny mode instead"), answer)
+        self.push_screen(cpu_start_question(device.pending, tiny_spec is not None), answer)
 
     def resume_run(self, run_dir: Path) -> None:
+        from recipes.lock import holder
+
         state = RunState.from_run_dir(run_dir)
-        if not state.resumable:
-            self.notify("this run has no checkpoint to resume from", severity="warning")
+        pid = holder(run_dir)
+        if pid is not None:  # trained by another process now: follow it instead
+            self.notify(f"this run is training in another process (pid {pid}): following it",
+                        severity="warning")
+            self.open_run(run_dir)
             return
+        if not state.resumable:
+            self.notify("this run has no whole checkpoint to resume from", severity="warning")
+            return
+        self.notify(f"resuming from {state.resume_from}")
         self.start_run(RunSpec(resume_dir=run_dir), state)
 
     def start_run(self, spec: RunSpec, state: RunState | None = None) -> bool:
@@ -327,13 +376,17 @@ class SlothlabApp(App):
         status = state.status
         name = state.run_dir.name if state.run_dir else state.title
         if status == "finished":
-            self.notify(f"{name}: press ⏎ on the Run screen for results", title="run finished")
+            self.notify(f"{name}: press ⏎ on the Run screen for results", title="run finished",
+                        markup=False)
         elif status == "stopped":
-            self.notify(f"{name}: checkpoint saved, r resumes", title="run stopped",
-                        severity="warning")
+            saved = getattr(state.outcome, "checkpoint", None)
+            self.notify(f"{name}: " + ("checkpoint saved, r resumes" if saved else
+                                       "stopped before its first step: nothing saved"),
+                        title="run stopped",
+                        severity="warning", markup=False)
         else:
             self.notify(f"{name}: see the Run screen for the error", title=f"run {status}",
-                        severity="error")
+                        severity="error", markup=False)
 
     def confirm_stop(self) -> None:
         if not self.run_active:
@@ -343,10 +396,8 @@ class SlothlabApp(App):
             if yes and self.live is not None:
                 self.live.request_stop()
 
-        self.push_screen(ConfirmScreen(
-            "Stop the run?",
-            "The trainer finishes its current step, saves a checkpoint and stops. "
-            "Resume it later with r.", yes="Stop"), answer)
+        assert self.live_state is not None
+        self.push_screen(stop_question(self.live_state), answer)
 
     def confirm_stop_pid(self, pid: int) -> None:
         """Stop a run this app did not start (it wrote its pid; pid_alive checked it)."""
@@ -356,7 +407,8 @@ class SlothlabApp(App):
                 try:
                     os.kill(pid, signal.SIGINT)
                 except OSError as exc:
-                    self.notify(f"could not signal process {pid}: {exc}", severity="error")
+                    self.notify(f"could not signal process {pid}: {exc}", severity="error",
+                                markup=False)
 
         self.push_screen(ConfirmScreen(
             "Stop this run?",
@@ -436,15 +488,37 @@ class SlothlabApp(App):
         self.notify("no stopped run to resume here; pick one in History (3)")
 
     async def action_quit(self) -> None:
+        """q / ctrl+q: first unsaved Configure edits (as Esc asks), then a live run: stop it
+        with a checkpoint, leave it running, or cancel."""
+        unsaved = list(getattr(self.screen, "unsaved", None) or [])
+        if unsaved and not self._quitting:
+
+            async def discard(yes: bool | str | None) -> None:
+                if yes is True:
+                    await self._quit_run_question()
+
+            self.push_screen(discard_question(unsaved), discard)
+            return
+        await self._quit_run_question()
+
+    async def _quit_run_question(self) -> None:
         if not self.run_active or self._quitting:
             self.exit()
             return
+        state = self.live_state
+        assert state is not None
 
-        async def answer(yes: bool | None) -> None:
-            if not yes or self.live is None:
+        async def answer(choice: bool | str | None) -> None:
+            if self.live is None or not choice:
                 return
             self._quitting = True
-            self.notify("stopping the run (saving a checkpoint)…", title="quitting")
+            if choice == OTHER:
+                self._leave_running = True
+                self.live.detach()
+                self.exit()
+                return
+            saving = "saving a checkpoint" if state.step is not None else "nothing to save yet"
+            self.notify(f"stopping the run ({saving})…", title="quitting")
             self.live.request_stop()
             for _ in range(int(self.stop_grace * 10) + 50):
                 if not self.run_active:
@@ -452,10 +526,7 @@ class SlothlabApp(App):
                 await asyncio.sleep(0.1)
             self.exit()
 
-        self.push_screen(ConfirmScreen(
-            "A run is in progress. Stop it and quit?",
-            "It saves a checkpoint first; resume it later from History.", yes="Stop and quit"),
-            answer)
+        self.push_screen(quit_question(state), answer)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Recipes", "Show the recipes (1)", lambda: self.action_mode("recipes"))
@@ -475,7 +546,7 @@ class SlothlabApp(App):
                                 f"({'tiny mode' if self.tiny else 'tiny mode off'})",
                                 lambda n=name: self.start_experiment(n), discover=False)
         if self.run_active:
-            yield SystemCommand("Stop run", "Stop gracefully (checkpoint saved)",
+            yield SystemCommand("Stop run", "Stop gracefully (a checkpoint once a step has run)",
                                 self.action_stop_run)
         yield SystemCommand("Resume run", "Resume the stopped run", self.action_resume_last)
         yield SystemCommand(f"Tiny mode {'off' if self.tiny else 'on'}",
@@ -483,7 +554,8 @@ class SlothlabApp(App):
                             lambda: setattr(self, "tiny", not self.tiny))
         yield SystemCommand("Light / dark theme", "Toggle the theme (ctrl+t)",
                             self.action_toggle_theme)
-        yield SystemCommand("Re-detect device", "Run `slothlab check --device` again",
+        yield SystemCommand("Re-detect device", "Ask the driver again and rerun the full check "
+                            "(`slothlab check --device`)",
                             self.detect_device)
         yield from super().get_system_commands(screen)
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tui.child_output import forward_messages, forward_stderr
 from tui.runner import LINE_LIMIT, SLOTHLAB
 
 CLOSE_GRACE_SECONDS = 3.0
@@ -74,35 +75,11 @@ class ChatProcess:
 
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        while True:
-            try:
-                raw = await self.proc.stdout.readline()
-            except ValueError:  # a line over the limit: skip it
-                continue
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").strip()
-            try:
-                message = json.loads(line) if line else None
-            except ValueError:
-                message = None
-            if isinstance(message, dict) and "type" in message:
-                self.on_message(message)
-            elif line:
-                self.stderr.append(line)  # not protocol: library output that reached stdout
+        await forward_messages(self.proc.stdout, self.on_message, self.stderr.append)
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        while True:
-            try:
-                raw = await self.proc.stderr.readline()
-            except ValueError:
-                continue
-            if not raw:
-                return
-            for part in raw.decode("utf-8", "replace").rstrip().split("\r"):
-                if part.strip():
-                    self.stderr.append(part.rstrip())
+        await forward_stderr(self.proc.stderr, self.stderr.append)
 
     async def close(self) -> None:
         """End the chat: end of input (it quits), then SIGKILL to its group after the grace."""

@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import signal
 import sys
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -22,27 +21,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from recipes.safe_text import safe_text
+
 LABELS = {"base": "base (adapter off)", "tuned": "fine-tuned"}
 STYLES = {"base": "yellow", "tuned": "green"}
-
-
-def visible(text: str) -> str:
-    """Model output with control characters made visible (escape sequences cannot act).
-
-    MERGE: a local stand-in; switch to ``from recipes.safe_text import visible`` when that
-    module lands (every chat front end calls this one function).
-    """
-    out = []
-    for ch in text:
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"):
-            out.append(ch)
-        elif ord(ch) < 0x20:
-            out.append(chr(0x2400 + ord(ch)))  # ␀ ... ␟: control pictures
-        elif ord(ch) == 0x7F:
-            out.append("\u2421")
-        else:
-            out.append(f"\\u{ord(ch):04x}")
-    return "".join(out)
 
 
 class TerminalChat:
@@ -151,7 +133,7 @@ class TerminalChat:
             system = self.session.system if self.session.multi_turn else ""
             head = f"eval prompt {m['eval_index']}" + (f" (system: {system})" if system else "")
             self.console.print(Text(head, style="dim"))
-            self.console.print(Text("you › ", style="bold") + Text(visible(m["text"])))
+            self.console.print(Text("you › ", style="bold") + Text(safe_text(m["text"])))
         if len(m["modes"]) > 1:
             self.live = Live(self.columns(), console=self.console, refresh_per_second=10)
             self.live.start()
@@ -164,7 +146,7 @@ class TerminalChat:
             return
         if first:
             self.console.print(Text(f"{LABELS[mode]} › ", style=f"bold {STYLES[mode]}"), end="")
-        self.console.print(Text(visible(text)), end="")
+        self.console.print(Text(safe_text(text)), end="")
 
     def done(self, m: dict[str, Any]) -> None:
         mode, text = m["mode"], m["text"]
@@ -179,7 +161,7 @@ class TerminalChat:
             notes.append("the likeliest label, as the eval scores this task")
         if "eval_answer" in m and m["eval_answer"] is not None:
             notes.append("the eval's answer" if m["eval_answer"] == text
-                         else f"the eval answered: {visible(m['eval_answer'])}")
+                         else f"the eval answered: {safe_text(m['eval_answer'])}")
         if self.live is not None:
             self.answers[mode] = text + "".join(f"\n({n})" for n in notes)
             self.live.update(self.columns())
@@ -187,7 +169,7 @@ class TerminalChat:
         if not streamed:
             self.console.print(Text(f"{LABELS[mode]} › ", style=f"bold {STYLES[mode]}"), end="")
         if streamed.strip() != text:
-            self.console.print(Text(("\n" if streamed else "") + visible(text)), end="")
+            self.console.print(Text(("\n" if streamed else "") + safe_text(text)), end="")
         self.console.print()
         for note in notes:
             self.console.print(Text(f"  ({note})", style="dim"))
@@ -196,7 +178,7 @@ class TerminalChat:
         table = Table(expand=True, show_lines=False)
         for mode in self.answers:
             table.add_column(LABELS[mode], ratio=1, style=STYLES[mode], overflow="fold")
-        table.add_row(*(Text(visible(text)) for text in self.answers.values()))
+        table.add_row(*(Text(safe_text(text)) for text in self.answers.values()))
         return table
 
     def end_live(self) -> None:
@@ -213,6 +195,6 @@ class TerminalChat:
         table.add_column("the eval's fine-tuned answer", ratio=1, overflow="fold")
         for p in self.ready.get("eval_prompts", []):
             task = f"[{p['task']}] " if p["task"] else ""
-            table.add_row(str(p["index"]), Text(task + visible(p["question"])),
-                          Text(visible(p["eval"].get("tuned", "–"))))
+            table.add_row(str(p["index"]), Text(task + safe_text(p["question"])),
+                          Text(safe_text(p["eval"].get("tuned", "–"))))
         self.console.print(table)

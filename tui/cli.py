@@ -11,6 +11,7 @@
     slothlab check [--vram 6] [--json]         # device report, kernel numerics, VRAM fit
     slothlab eval RUN_DIR [--base]             # re-run a finished run's evaluation
     slothlab chat RUN_DIR [--mode both] [--json]   # talk to the fine-tuned model (and its base)
+    slothlab export RUN_DIR --to merged|gguf|ollama [--dtype T]   # use it elsewhere
     slothlab experiment NAME|FILE [--tiny]     # several runs of a recipe, one comparison table
 
 Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                "(--mode both, --json)\n"
                "  slothlab experiment NAME     variants of a recipe, one comparison table "
                "(--tiny, --set, --list)\n"
+               "  slothlab export RUN_DIR --to merged|gguf|ollama   merged 16-bit model, GGUF "
+               "(llama.cpp) or Ollama model\n"
                "\nexamples:\n"
                "  slothlab --recipe demo                       the tiny demo (CPU, offline)\n"
                "  slothlab --recipe medqa-tinyllama --set max_steps=30 --json\n"
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the event stream as JSON lines instead of the progress bar")
     parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
                         help="continue a stopped run from its latest checkpoint")
+    parser.add_argument("--allow-data-change", action="store_true",
+                        help="with --resume: continue even though the dataset changed since the "
+                             "run started (refused otherwise)")
     parser.add_argument("--backend", choices=("auto", "unsloth", "reference"), default="auto",
                         help="auto = unsloth with a CUDA GPU, else reference (default: auto)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), metavar="DIR",
@@ -94,6 +100,13 @@ def cmd_list(as_json: bool = False) -> int:
         print(json.dumps({"recipes": rows}, indent=2))
         return EXIT_OK
     from rich.table import Table
+    from rich.text import Text
+
+    from recipes.safe_text import safe_text
+
+    def cell(value: object, style: str = "", multiline: bool = False) -> Text:
+        # Text, not markup ("[INST]" stays as it is); control characters shown as escapes
+        return Text(safe_text(value, multiline=multiline), style=style)
 
     table = Table(title="slothlab recipes (VRAM: estimated peak with the unsloth backend; "
                         "`slothlab check --vram N` says what fits a card)", title_justify="left")
@@ -102,13 +115,14 @@ def cmd_list(as_json: bool = False) -> int:
     table.add_column("description", overflow="fold", min_width=20)
     for row in rows:
         if "error" in row:
-            table.add_row(row["recipe"], "", "", "", "", f"[red]invalid: {row['error']}[/]")
+            table.add_row(cell(row["recipe"]), "", "", "", "",
+                          cell(f"invalid: {row['error']}", "red", multiline=True))
             continue
         model = f"{row['model']} (tiny: CPU)" if row["tiny"] else row["model"]
         vram = ("none (CPU)" if row["tiny"] else f"{row['vram_gib']:.1f} GiB"
                 if row["vram_gib"] else f"? ({row['vram_note']})")
-        table.add_row(row["recipe"], row["task"], model, row["dataset"], vram,
-                      row["description"])
+        table.add_row(cell(row["recipe"]), cell(row["task"]), cell(model), cell(row["dataset"]),
+                      cell(vram), cell(row["description"], multiline=True))
     _console().print(table)
     return EXIT_OK
 
@@ -172,6 +186,9 @@ def resolve_recipe(args: argparse.Namespace):
     from recipes.schema import load_recipe
 
     overrides = list(args.overrides)
+    if args.allow_data_change and args.resume is None:
+        raise RecipeError("--allow-data-change only applies to a resume", where="--allow-data-change",
+                          fix="use it with --resume RUN_DIR")
     if args.tiny:
         overrides.append("tiny=true")
     if args.resume is not None:
@@ -202,6 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     stdout = sys.stdout
     options = RunOptions(backend=args.backend, runs_root=args.runs_dir,
                          echo=stdout if args.json else None, resume_dir=args.resume,
+                         allow_data_change=args.allow_data_change,
                          listeners=listeners)
     if args.json:
         # Library chatter (banners, warnings) must not corrupt the JSON stream on stdout.
@@ -217,11 +235,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         sys.stdout = stdout
     last = outcome.get("last")
     if last is not None and last.type == "stopped":
-        return EXIT_STOPPED
+        import signal
+
+        return 128 + int(getattr(signal, getattr(last, "signal", "SIGINT"), signal.SIGINT))
     return EXIT_OK
 
 
-SUBCOMMANDS = ("chat", "check", "eval", "experiment", "tui")
+SUBCOMMANDS = ("chat", "check", "eval", "experiment", "export", "tui")
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
@@ -239,6 +259,10 @@ def run_subcommand(name: str, argv: list[str]) -> int:
         from tui.experiment_cli import main as experiment_main
 
         return experiment_main(argv)
+    if name == "export":
+        from tui.export import main as export_main
+
+        return export_main(argv)
     from tui.eval_cmd import main as eval_main
 
     return eval_main(argv)

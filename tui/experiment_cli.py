@@ -138,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
         outcome = run_experiment(experiment, options)
     finally:
         sys.stdout = stdout
-    return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(outcome.status, EXIT_FAILED)
+    if outcome.status == "stopped":
+        return outcome.stop_exit_code  # 130 for Ctrl-C, 143 for SIGTERM
+    return EXIT_OK if outcome.status == "finished" else EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,10 @@
 
 It only consumes events (recipes/events.py), exactly as the TUI does, so what a person sees in
 a terminal and what the TUI shows come from the same stream.
+
+Everything an event carries (a sample's prompt and output, an error, a path) is printed as
+plain text, never as Rich markup ("[INST]" is a prompt, not a style), with its control
+characters shown as escapes (``recipes.safe_text``): a model's output cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -20,6 +24,16 @@ from rich.table import Table
 from rich.text import Text
 
 from recipes import events as ev
+from recipes.safe_text import safe_text
+
+
+def _safe(value: object, style: str = "", multiline: bool = True) -> Text:
+    return Text(safe_text(value, multiline=multiline), style=style)
+
+
+def _line(*parts: str | tuple[str, str] | Text) -> Text:
+    """A line from fixed words (str or (str, style)) and event values (already ``_safe``)."""
+    return Text.assemble(*parts)
 
 
 def _fmt_memory(mem: ev.Memory | None) -> str:
@@ -56,27 +70,28 @@ class RichRenderer:
 
     def on_run_started(self, e: ev.RunStarted) -> None:
         verb = f"resuming from step {e.resumed_from_step}" if e.resumed_from_step else "starting"
-        self._print(f"[bold]slothlab[/] {verb} [cyan]{e.recipe}[/]{' (tiny mode)' if e.tiny else ''}")
-        self._print(f"  run dir  {e.run_dir}")
-        self._print(f"  backend  {e.backend_reason}")
-        self._print(f"  device   {e.device}")
+        self._print(_line(("slothlab", "bold"), f" {verb} ", _safe(e.recipe, "cyan", False),
+                          " (tiny mode)" if e.tiny else ""))
+        self._print(_line("  run dir  ", _safe(e.run_dir)))
+        self._print(_line("  backend  ", _safe(e.backend_reason)))
+        self._print(_line("  device   ", _safe(e.device)))
 
     def on_preflight(self, e: ev.Preflight) -> None:
         table = Table(title="preflight", show_header=False, box=None, padding=(0, 2))
-        table.add_row("examples", ", ".join(f"{k} {v}" for k, v in e.splits.items()))
+        table.add_row("examples", _safe(", ".join(f"{k} {v}" for k, v in e.splits.items())))
         table.add_row("tokens / example", f"min {e.tokens_min} · median {e.tokens_median:g} · max {e.tokens_max}")
         table.add_row("trained tokens", f"{e.trained_token_share:.1%} (responses only)")
         table.add_row("truncated", f"{e.truncated} at max_seq_length={e.max_seq_length}")
         table.add_row("steps", str(e.total_steps))
         for stage, shares in e.task_shares.items():
-            table.add_row(f"task tokens {stage}",
-                          " · ".join(f"{task} {share:.0%}" for task, share in shares.items()))
+            table.add_row(_safe(f"task tokens {stage}", multiline=False),
+                          _safe(" · ".join(f"{task} {share:.0%}" for task, share in shares.items())))
         for name, value in e.settings.items():
-            table.add_row(name, Text(value))
+            table.add_row(name, _safe(value, multiline=False))
         for change in e.changes:
-            table.add_row(Text("changed", style="yellow"), Text(change))
+            table.add_row(Text("changed", style="yellow"), _safe(change))
         for note in e.notes:
-            table.add_row("note", note)
+            table.add_row("note", _safe(note))
         self._print(table)
         self._start(e.total_steps)
 
@@ -88,22 +103,27 @@ class RichRenderer:
     def on_step(self, e: ev.Step) -> None:
         self._start(e.total_steps)
         grad = f" · grad {e.grad_norm:.2f}" if e.grad_norm is not None else ""
-        self.status.plain = (f"loss {e.loss:.4f} · lr {e.learning_rate:.1e}{grad} · "
+        loss = "not finite" if e.loss is None else f"{e.loss:.4f}"
+        self.status.plain = (f"loss {loss} · lr {e.learning_rate:.1e}{grad} · "
                              f"{e.tokens_per_second:,.0f} tok/s · {_fmt_memory(e.memory)}")
         self.progress.update(self.task, completed=e.step, total=e.total_steps)
 
     def on_eval(self, e: ev.Eval) -> None:
         if e.loss is not None:
-            self._print(f"  eval @ step {e.step}: loss {e.loss:.4f} · perplexity {e.perplexity:.2f}")
+            ppl = f" · perplexity {e.perplexity:.2f}" if e.perplexity is not None else ""
+            self._print(f"  eval @ step {e.step}: loss {e.loss:.4f}{ppl}")
         for sample in e.samples:
-            self._print(f"    [dim]prompt[/] {sample.prompt[-80:]!r}\n    [green]output[/] {sample.output[:120]!r}")
+            # One line each: the prompt's end and the output's start, newlines shown as \n.
+            self._print(_line(("    prompt ", "dim"), _safe(sample.prompt[-80:], multiline=False)))
+            self._print(_line(("    output ", "green"),
+                              _safe(sample.output[:120], multiline=False)))
 
     def on_checkpoint(self, e: ev.Checkpoint) -> None:
-        self._print(f"  [dim]checkpoint @ step {e.step}: {e.path}[/]")
+        self._print(_line((f"  checkpoint @ step {e.step}: ", "dim"), _safe(e.path, "dim")))
 
     def on_metrics(self, e: ev.Metrics) -> None:
         values = " · ".join(f"{k} {v:.4f}" for k, v in e.values.items())
-        self._print(f"  {e.stage}: {values}")
+        self._print(_line("  ", _safe(f"{e.stage}: {values}")))
 
     def _stop_progress(self) -> None:
         if self.live.is_started:
@@ -113,21 +133,23 @@ class RichRenderer:
     def on_finished(self, e: ev.Finished) -> None:
         self._stop_progress()
         loss = f"{e.final_loss:.4f}" if e.final_loss is not None else "n/a"
-        self._print(f"[bold green]finished[/] {e.step} steps in {e.seconds:.0f} s · final loss {loss}")
-        self._print(f"  adapter  {e.adapter_dir}")
+        self._print(_line(("finished", "bold green"),
+                          f" {e.step} steps in {e.seconds:.0f} s · final loss {loss}"))
+        self._print(_line("  adapter  ", _safe(e.adapter_dir)))
 
     def on_stopped(self, e: ev.Stopped) -> None:
         self._stop_progress()
         if e.checkpoint is None:
-            self._print("[bold yellow]stopped[/] before the first training step: nothing to "
-                        "resume")
-            self._print(f"  start it again with: {e.resume_command}")
+            self._print(_line(("stopped", "bold yellow"),
+                              " before the first training step: nothing to resume"))
+            self._print(_line("  start it again with: ", _safe(e.resume_command)))
             return
-        self._print(f"[bold yellow]stopped[/] at step {e.step}; checkpoint {e.checkpoint}")
-        self._print(f"  resume with: {e.resume_command}")
+        self._print(_line(("stopped", "bold yellow"), f" at step {e.step}; checkpoint ",
+                          _safe(e.checkpoint)))
+        self._print(_line("  resume with: ", _safe(e.resume_command)))
 
     def on_failed(self, e: ev.Failed) -> None:
         self._stop_progress()
-        self._print(f"[bold red]failed[/] {e.error}")
+        self._print(_line(("failed", "bold red"), " ", _safe(e.error)))
         if e.advice:
-            self._print(f"  → {e.advice}")
+            self._print(_line("  → ", _safe(e.advice)))

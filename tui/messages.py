@@ -8,12 +8,20 @@ from pathlib import Path
 from textual.message import Message
 
 from tui.device import DeviceInfo
+from tui.driver import DriverReport
 from tui.runstate import RunState
 
 
 @dataclass
+class DriverDetected(Message):
+    """The NVIDIA driver answered (NVML or nvidia-smi; or nobody did: ``report.problem``)."""
+
+    report: DriverReport
+
+
+@dataclass
 class DeviceDetected(Message):
-    """The device probe finished (or failed: ``info.error``)."""
+    """The full device check finished (or failed: ``info.error``)."""
 
     info: DeviceInfo
 

@@ -26,6 +26,20 @@ from tui import format as fmt
 from tui.runstate import RunState
 
 REPORT_FILE = "report.json"
+# A relative change against a base this close to zero says nothing ("+39900%"): n/a instead.
+NEAR_ZERO = 0.01
+LOWER_IS_BETTER = ("loss", "perplexity")
+
+
+def lower_is_better(name: str) -> bool:
+    return any(word in name for word in LOWER_IS_BETTER)
+
+
+def relative_change(base: float | None, change: float | None) -> float | None:
+    """``change / |base|``, or None when there is no change or ``base`` is near zero."""
+    if base is None or change is None or abs(base) < NEAR_ZERO:
+        return None
+    return change / abs(base)
 
 
 @dataclass
@@ -43,6 +57,7 @@ class Answer:
     reference: str
     base: str | None
     finetuned: str
+    stage: str = ""  # multi-stage runs: the stage whose evaluation gave it
 
 
 @dataclass
@@ -56,6 +71,10 @@ class Results:
     summary: list[tuple[str, str]] = field(default_factory=list)  # label, value
     eval_split: str = "test"  # where the before/after metrics were measured
     eval_size: int | None = None  # examples in that eval set, when the report says
+    # Multi-stage runs: what each stage measured besides the before / after (tokenizer,
+    # pretrain), in the order the stages ran.
+    stage_metrics: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    staged: bool = False
 
 
 def _num(value: Any) -> float | None:
@@ -71,7 +90,7 @@ def _metrics_from_report(data: dict[str, Any]) -> list[MetricRow]:
         change = _num(row.get("change"))
         if change is None and base is not None and tuned is not None:
             change = tuned - base
-        rows.append(MetricRow(str(name), base, tuned, change, _num(row.get("relative"))))
+        rows.append(MetricRow(str(name), base, tuned, change, relative_change(base, change)))
     return rows
 
 
@@ -81,8 +100,7 @@ def _metrics_from_events(state: RunState) -> list[MetricRow]:
     for name in [*base, *(k for k in tuned if k not in base)]:
         b, t = _num(base.get(name)), _num(tuned.get(name))
         change = t - b if b is not None and t is not None else None
-        relative = change / abs(b) if change is not None and b else None
-        rows.append(MetricRow(name, b, t, change, relative))
+        rows.append(MetricRow(name, b, t, change, relative_change(b, change)))
     return rows
 
 
@@ -111,6 +129,13 @@ def load_results(run_dir: Path | None, state: RunState) -> Results:
                 prompt=str(sample.get("prompt", "")), reference=str(sample.get("reference", "")),
                 base=None if sample.get("base") is None else str(sample["base"]),
                 finetuned=str(sample.get("finetuned", ""))))
+    results.staged = len(state.stages) > 1
+    results.stage_metrics = [(stage, values) for stage, values in state.metrics.items()
+                             if stage not in ("base", "finetuned")]
+    if not results.answers and results.staged:  # each stage's latest samples, labelled
+        results.answers = [Answer(s.prompt, s.reference, None, s.output, stage)
+                           for stage, (_, samples) in state.stage_samples.items()
+                           for s in samples]
     if not results.answers:
         results.answers = [Answer(s.prompt, s.reference, None, s.output) for s in state.samples]
 

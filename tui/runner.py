@@ -21,6 +21,7 @@ from pathlib import Path
 
 from recipes import events as ev
 from recipes.schema import Recipe, dump_recipe
+from tui.child_output import forward_stderr, lines
 from tui.runstate import RunState
 
 SLOTHLAB = (sys.executable, "-m", "tui.cli")
@@ -73,10 +74,17 @@ class RunProcess:
         self.on_event = on_event
         self.proc: asyncio.subprocess.Process | None = None
         self._stop = asyncio.Event()
+        self.detached = False  # left running when the app quits: never signalled by it
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+    def detach(self) -> None:
+        """Leave the run going when this app exits ("leave it running and quit"): nothing in
+        ``run()``'s cleanup signals it. It survives a closed pipe (events.jsonl has every
+        event) as it survives a closed terminal; History follows it from its events.jsonl."""
+        self.detached = True
 
     def request_stop(self) -> None:
         """Graceful stop: SIGINT now; ``run()`` escalates to SIGKILL after the grace period."""
@@ -124,9 +132,10 @@ class RunProcess:
             self.state.version += 1
             return -1
         finally:
-            await self._ensure_dead()
+            if not self.detached:
+                await self._ensure_dead()
             self.state.live = False
-            if temp_dir is not None:
+            if temp_dir is not None and not self.detached:  # a detached run may still read it
                 with contextlib.suppress(OSError):
                     for child in Path(temp_dir).iterdir():
                         child.unlink()
@@ -134,16 +143,7 @@ class RunProcess:
 
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        while True:
-            try:
-                raw = await self.proc.stdout.readline()
-            except ValueError:  # a line over the limit: skip it, keep reading
-                continue
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
+        async for line in lines(self.proc.stdout):
             try:
                 event = ev.parse_event(line)
             except (ValueError, TypeError):
@@ -157,16 +157,7 @@ class RunProcess:
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        while True:
-            try:
-                raw = await self.proc.stderr.readline()
-            except ValueError:
-                continue
-            if not raw:
-                return
-            for part in raw.decode("utf-8", "replace").rstrip().split("\r"):
-                if part.strip():
-                    self.state.add_stderr(part.rstrip())
+        await forward_stderr(self.proc.stderr, self.state.add_stderr)
 
     async def _escalate(self) -> None:
         """After a stop request, wait ``grace`` seconds for the checkpoint, then kill."""

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipes import events as ev
-from recipes.rundir import EVENTS_FILE, STAGES_DIR, latest_checkpoint
+from recipes.lock import LOCK_FILE, holder
+from recipes.rundir import EVENTS_FILE, recipe_stages, resume_point
 from tui import format as fmt
 from tui.series import Series
 
@@ -52,6 +53,10 @@ class RunState:
         # series per stage; ``train_loss``/``eval_loss`` are the current stage's.
         self.stage = ""
         self.series: dict[str, tuple[Series, Series]] = {"": (Series(), Series())}
+        # Learning rate and grad norm per stage, for the Run screen's other plots.
+        self.schedule: dict[str, tuple[Series, Series]] = {"": (Series(), Series())}
+        # The latest greedy samples of each stage: stage -> (step, samples).
+        self.stage_samples: dict[str, tuple[int, list[ev.Sample]]] = {}
         self.last_eval: ev.Eval | None = None
         self.samples: list[ev.Sample] = []
         self.samples_step: int | None = None
@@ -83,12 +88,21 @@ class RunState:
         return self.series[self.stage][1]
 
     @property
+    def learning_rate(self) -> Series:
+        return self.schedule[self.stage][0]
+
+    @property
+    def grad_norm(self) -> Series:
+        return self.schedule[self.stage][1]
+
+    @property
     def stages(self) -> list[str]:
         return [name for name, (train, _) in self.series.items() if name or len(train)]
 
     def _enter_stage(self, stage: str) -> None:
         if stage != self.stage:
             self.series.setdefault(stage, (Series(), Series()))
+            self.schedule.setdefault(stage, (Series(), Series()))
             self.stage = stage
 
     # -- building ----------------------------------------------------------------------
@@ -139,8 +153,8 @@ class RunState:
         self.error = ""
         self._segment_start = e.time
         if e.resumed_from_step:
-            self.train_loss.truncate_after(e.resumed_from_step)
-            self.eval_loss.truncate_after(e.resumed_from_step)
+            for series in (self.train_loss, self.eval_loss, self.learning_rate, self.grad_norm):
+                series.truncate_after(e.resumed_from_step)
             self.note(f"{self._stamp(e)} resumed {e.recipe} from step {e.resumed_from_step}",
                       "bold")
         else:
@@ -160,6 +174,10 @@ class RunState:
                   f"median {e.tokens_median:g} · max {e.tokens_max}; "
                   f"{e.trained_token_share:.0%} trained; {e.truncated} truncated; "
                   f"{e.total_steps} steps")
+        for name, value in e.settings.items():
+            self.note(f"  {name}: {value}")
+        for change in e.changes:
+            self.note(f"  changed: {change}", "yellow")
         for note in e.notes:
             self.note(f"  note: {note}", "yellow")
 
@@ -169,7 +187,11 @@ class RunState:
         if e.memory is not None:
             self.peak_mb = max(self.peak_mb, e.memory.peak_mb, e.memory.now_mb)
         self.total_steps = e.total_steps or self.total_steps
-        self.train_loss.add(e.step, e.loss)
+        if e.loss is not None:  # None: a NaN/Inf loss (the run stops there)
+            self.train_loss.add(e.step, e.loss)
+        self.learning_rate.add(e.step, e.learning_rate)
+        if e.grad_norm is not None:
+            self.grad_norm.add(e.step, e.grad_norm)
         if self._segment_first is None:
             self._segment_first = e
         grad = f" grad {e.grad_norm:.3g}" if e.grad_norm is not None else ""
@@ -185,6 +207,7 @@ class RunState:
         if e.samples:
             self.samples = list(e.samples)
             self.samples_step = e.step
+            self.stage_samples[self.stage] = (e.step, list(e.samples))
         ppl = f" · perplexity {e.perplexity:.2f}" if e.perplexity is not None else ""
         loss = f"loss {e.loss:.4f}" if e.loss is not None else "no loss"
         stage = f"{self.stage} " if self.stage else ""
@@ -270,6 +293,9 @@ class RunState:
             if self.stop_requested:
                 return "stopping"
             return "running" if self._segment_first is not None else "starting"
+        if self.started is not None and self.run_dir is not None \
+                and (self.run_dir / LOCK_FILE).exists():  # the run's lock says it, pid reuse aside
+            return "running" if holder(self.run_dir) is not None else "interrupted"
         if self.started is not None and pid_alive(self.started.pid):
             return "running"
         return "interrupted"
@@ -292,11 +318,24 @@ class RunState:
         return self.status in ("finished", "stopped", "failed", "interrupted")
 
     @property
+    def resume_from(self) -> str | None:
+        """What a resume would continue from, in words ("checkpoint-120", "the pretrain stage
+        afresh"); None when nothing can be resumed (finished, running, or no whole checkpoint)."""
+        if self.status not in ("stopped", "failed", "interrupted") or self.run_dir is None:
+            return None
+        stages = recipe_stages(self.run_dir)
+        point = resume_point(self.run_dir, stages)
+        if point is None:
+            return None
+        stage, checkpoint = point
+        if checkpoint is not None:
+            return f"{stage + ' ' if stages else ''}{checkpoint.name}"
+        # A staged run stopped between stages starts the next one afresh (the earlier are done).
+        return f"the {stage} stage afresh" if stages and stages.index(stage) > 0 else None
+
+    @property
     def resumable(self) -> bool:
-        # A staged run resumes from its stage folders (or between stages, with no checkpoint).
-        return (self.status in ("stopped", "failed", "interrupted") and self.run_dir is not None
-                and (latest_checkpoint(self.run_dir) is not None
-                     or (self.run_dir / STAGES_DIR).is_dir()))
+        return self.resume_from is not None
 
     @property
     def current_step(self) -> int:

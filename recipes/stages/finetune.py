@@ -18,6 +18,7 @@ from typing import Any
 from recipes import events as ev
 from recipes.backends import backend_module, load_model
 from recipes.context import RunContext, StageOutcome
+from recipes.disk import checkpoint_bytes, disk_note
 from recipes.errors import RecipeError
 from recipes.evaluation import Evaluation, perplexity, task_scores
 from recipes.host import PROJECT_ROOT, cache_root
@@ -103,6 +104,38 @@ def preflight_event(recipe: Recipe, data: Any, **settings: Any) -> ev.Preflight:
         notes=data.notes, task_shares=stats["task_shares"], **settings)
 
 
+def remote_code_note(recipe: Recipe, model_path: str | Path) -> list[str]:
+    """With trust_remote_code, the model repository's own Python files this run executes."""
+    if not recipe.trust_remote_code:
+        return []
+    folder = Path(model_path)
+    if folder.is_dir():
+        files = sorted(p.name for p in folder.glob("*.py"))
+    else:
+        files = remote_code_files(str(model_path))
+    if not files:
+        return [f"trust_remote_code: on, but {model_path} ships no Python code: transformers' "
+                "own classes run"]
+    return [f"trust_remote_code: runs the model repository's own code: {', '.join(files)} "
+            f"(from {model_path})"]
+
+
+def remote_code_files(repo_id: str) -> list[str]:
+    """The code files a hub model's config maps its classes to (read from the local cache)."""
+    import json
+
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(repo_id, "config.json")
+        config = json.loads(Path(path).read_text(encoding="utf-8")) if isinstance(path, str) else {}
+    except Exception:
+        return ["(unknown until the config is downloaded)"]
+    refs = [v for v in (config.get("auto_map") or {}).values() for v in
+            (v if isinstance(v, list) else [v]) if isinstance(v, str)]
+    return sorted({ref.split("--")[-1].split(".")[0] + ".py" for ref in refs})
+
+
 def dtype_note(recipe: Recipe, device: str) -> list[str]:
     """compute_dtype auto is a choice made here; say which (a CPU computes in fp32 on every host)."""
     if recipe.compute_dtype != "auto":
@@ -144,9 +177,13 @@ def run(ctx: RunContext) -> StageOutcome:
                                      backend=ctx.backend.name)
     settings, changes = effective_settings(recipe, model, trainer, ctx.backend.name, ctx.device,
                                            [*dtype_note(recipe, ctx.device), *changes])
+    ctx.checkpoint_bytes = checkpoint_bytes(model, trainer.optimizer)
+    data.notes[:0] = [*ctx.notes, *remote_code_note(recipe, model_path),
+                      *disk_note(folder, ctx.checkpoint_bytes, recipe.save_total_limit)]
+    ctx.stop.phase = "the base model's evaluation"
     writer.emit(preflight_event(recipe, data, settings=settings, changes=changes))
-
     base_result = evaluation.base(model_path, writer)
+    ctx.stop.phase = "this training step"
     resume = ctx.checkpoint("finetune")
     if ctx.stop.requested and resume is None:  # stopped during the base evaluation
         return StageOutcome(False)

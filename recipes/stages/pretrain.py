@@ -18,6 +18,7 @@ from typing import Any
 from recipes import events as ev
 from recipes.context import RunContext, StageOutcome
 from recipes.data.types import Tokenized
+from recipes.disk import checkpoint_bytes, disk_note
 from recipes.errors import RecipeError
 from recipes.evaluation import perplexity, subset_losses
 from recipes.rundir import DONE, write_json
@@ -118,6 +119,8 @@ def run(ctx: RunContext) -> StageOutcome:
     settings, changes = effective_settings(stage_recipe, model, trainer, "reference", ctx.device,
                                            changes)
     settings["backend"] = "reference (full-parameter pretraining: no LoRA backend applies)"
+    ctx.checkpoint_bytes = checkpoint_bytes(model, trainer.optimizer)
+    notes = [*ctx.notes, *disk_note(folder, ctx.checkpoint_bytes, recipe.save_total_limit)]
     writer.emit(ev.Preflight(
         splits={"train": len(corpus.train), "val": len(corpus.val), "test": len(corpus.test)},
         tokens_min=min(lengths), tokens_median=float(statistics.median(lengths)),
@@ -127,7 +130,7 @@ def run(ctx: RunContext) -> StageOutcome:
                f"blocks of up to {recipe.max_seq_length}; every token is trained",
                "tokens by language: " + ", ".join(
                    f"{lang} {n / max(tokens, 1):.0%}" for lang, n in by_lang_tokens.items()),
-               *corpus.notes]))
+               *corpus.notes, *notes], settings=settings, changes=changes))
 
     resume = ctx.checkpoint("pretrain")
     if resume is None and val_by_lang:

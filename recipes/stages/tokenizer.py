@@ -8,7 +8,6 @@ held-out sentences.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from recipes import events as ev
 from recipes.context import RunContext, StageOutcome
 from recipes.corpus import parse_ratios
-from recipes.errors import RecipeError, RunDirError
+from recipes.errors import RunDirError
 from recipes.rundir import DONE, write_json
 
 # Gemma's special tokens, in Gemma's id order (pad 0, eos 1, bos 2, unk 3, mask 4), then the
@@ -60,59 +59,23 @@ def run(ctx: RunContext) -> StageOutcome:
 
 def train_tokenizer(sentences: list[str], vocab_size: int, folder: Path, *,
                     character_coverage: float = 0.9995) -> Any:
-    """SentencePiece BPE on ``sentences``, saved in ``folder`` as tokenizer.model and as a
-    transformers GemmaTokenizer (tokenizer.json + chat template); returns the latter."""
-    import sentencepiece as spm
-
-    folder.mkdir(parents=True, exist_ok=True)
-    text_file = folder / "train_sentences.txt"
-    text_file.write_text("\n".join(sentences) + "\n", encoding="utf-8")
-    try:
-        spm.SentencePieceTrainer.train(
-            input=str(text_file), model_prefix=str(folder / "tokenizer"), model_type="bpe",
-            vocab_size=vocab_size, character_coverage=character_coverage,
-            # Gemma's settings: unknown characters fall back to bytes, digits split, spaces
-            # kept as they are (no dummy prefix, no whitespace squeezing).
-            byte_fallback=True, split_digits=True, add_dummy_prefix=False,
-            remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
-            normalization_rule_name="identity",
-            pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece=PAD, eos_piece=EOS,
-            bos_piece=BOS, unk_piece=UNK,
-            user_defined_symbols=[MASK, START_OF_TURN, END_OF_TURN],
-            input_sentence_size=0, shuffle_input_sentence=False,  # already sampled
-            num_threads=max(1, min(os.cpu_count() or 1, 16)), minloglevel=2)
-    except RuntimeError as exc:
-        needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(exc))
-        if needed:  # every character and the 256 byte tokens need an id of their own
-            raise RecipeError(
-                f"a {vocab_size}-token vocabulary cannot hold the corpus's characters, the "
-                f"byte-fallback tokens and the special tokens ({needed[1]} ids)",
-                where="tokenizer_vocab_size", fix=f"set tokenizer_vocab_size > {needed[1]}",
-            ) from None
-        raise RecipeError(
-            f"SentencePiece could not train a {vocab_size}-token vocabulary on "
-            f"{len(sentences)} sentences ({str(exc).strip().splitlines()[-1][-200:]})",
-            where="tokenizer_vocab_size",
-            fix="lower tokenizer_vocab_size, or sample more sentences (corpus_sentences)",
-        ) from None
-    tokenizer = wrap_sentencepiece(folder / "tokenizer.model")
-    tokenizer.save_pretrained(str(folder))
-    return tokenizer
-
-
-def wrap_sentencepiece(model_file: Path) -> Any:
-    """The SentencePiece model as a fast transformers tokenizer with Gemma's conventions:
-    BOS added to every text, <end_of_turn> as EOS for chat, the Gemma chat template."""
-    from transformers import GemmaTokenizer
-    from transformers.tokenization_utils_sentencepiece import SentencePieceExtractor
-
+    """SentencePiece BPE on ``sentences`` with Gemma's settings (byte fallback, digits split,
+    spaces kept as they are), saved in ``folder`` as tokenizer.model and as a transformers
+    GemmaTokenizer (tokenizer.json + chat template): BOS added to every text, <end_of_turn> as
+    EOS for chat. Returns the latter."""
     from recipes.models import CHAT_TEMPLATES
+    from recipes.spm import GEMMA, train_sentencepiece, wrap_sentencepiece
 
-    vocab, _, merges = SentencePieceExtractor(str(model_file)).extract()
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, bos_token=BOS,
-                               eos_token=END_OF_TURN, pad_token=PAD, unk_token=UNK,
-                               mask_token=MASK, extra_special_tokens=[START_OF_TURN, EOS])
-    tokenizer.chat_template = CHAT_TEMPLATES["gemma"]
+    model_file = train_sentencepiece(
+        sentences, folder, GEMMA, vocab_size=vocab_size,
+        pieces={"pad": PAD, "eos": EOS, "bos": BOS, "unk": UNK},
+        user_defined=[MASK, START_OF_TURN, END_OF_TURN], character_coverage=character_coverage,
+        more_text="sample more sentences (corpus_sentences)")
+    tokenizer = wrap_sentencepiece(
+        model_file, GEMMA, bos_token=BOS, eos_token=END_OF_TURN, unk_token=UNK, pad_token=PAD,
+        mask_token=MASK, extra_special_tokens=[START_OF_TURN, EOS],
+        chat_template=CHAT_TEMPLATES["gemma"])
+    tokenizer.save_pretrained(str(folder))
     return tokenizer
 
 

@@ -215,7 +215,7 @@ def callback_cost(root: Path, calls: int = 2000) -> tuple[float, float]:
     """
     import types
 
-    from recipes.runner import StopFlag
+    from recipes.signals import StopFlag
     from recipes.trainer import event_callback
 
     writer = ev.EventWriter(root / "events.jsonl")

@@ -5,7 +5,10 @@
     .venv/bin/python tests/benchmarks/bench_tui.py --only startup
 
 startup        `python -m tui.app` in a pseudo-terminal (120x40); the time from spawning it to
-               the first frame that shows the recipe list (what a person sees), median of 5.
+               the first frame that shows the recipe list (what a person sees), and to the
+               device panel filled from the driver, median of 5, twice: with no NVIDIA driver
+               (this machine) and with one (a fake ``pynvml`` first on PYTHONPATH answering as
+               NVML does for an RTX 3060; the full check still runs in the background).
 responsiveness the app (in this process, headless driver) watches a fake `slothlab` that emits
                ``--rate`` step events a second (tests/tui/fake_slothlab.py, evals every 50
                steps). Every 0.25 s a key switches the Run screen's bottom tab (Log <-> Samples);
@@ -40,10 +43,34 @@ def rss_mb() -> float:
 
 
 # -- start-up --------------------------------------------------------------------------------
-def first_paint_seconds(runs_dir: Path) -> float:
+FAKE_PYNVML = """
+import time
+class NVMLError(Exception): pass
+class NVMLError_LibraryNotFound(NVMLError): pass
+class _Memory:
+    total, free = 12 * 2**30, 11 * 2**30
+def nvmlInit(): time.sleep(0.02)  # a real nvmlInit takes tens of milliseconds
+def nvmlShutdown(): pass
+def nvmlSystemGetDriverVersion(): return "550.54.14"
+def nvmlSystemGetCudaDriverVersion_v2(): return 12040
+def nvmlDeviceGetCount(): return 1
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlDeviceGetName(h): return b"NVIDIA GeForce RTX 3060"
+def nvmlDeviceGetMemoryInfo(h): return _Memory()
+def nvmlDeviceGetCudaComputeCapability(h): return (8, 6)
+"""
+PANEL_FILLED = {False: b"no NVIDIA driver", True: b"RTX 3060"}
+
+
+def first_paint_seconds(runs_dir: Path, fake_driver: Path | None = None) -> tuple[float, float]:
+    """(seconds to the recipe list, seconds to the device panel filled from the driver)."""
     pid, fd = pty.fork()
     if pid == 0:  # child: the app, at 120x40
         os.environ.update(TERM="xterm-256color", COLUMNS="120", LINES="40")
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        if fake_driver is not None:
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(fake_driver), os.environ.get("PYTHONPATH")]))
         os.chdir(ROOT)
         os.execv(sys.executable, [sys.executable, "-m", "tui.app", "--runs-dir", str(runs_dir)])
     import fcntl
@@ -53,10 +80,11 @@ def first_paint_seconds(runs_dir: Path) -> float:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     start = time.perf_counter()
     seen = b""
-    elapsed = float("nan")
+    paint = panel = float("nan")
+    marker = PANEL_FILLED[fake_driver is not None]
     try:
         while time.perf_counter() - start < 30:
-            ready, _, _ = select.select([fd], [], [], 0.05)
+            ready, _, _ = select.select([fd], [], [], 0.02)
             if not ready:
                 continue
             try:
@@ -64,11 +92,15 @@ def first_paint_seconds(runs_dir: Path) -> float:
             except OSError:
                 break
             seen += chunk
-            if b"Recipes" in seen and b"demo" in seen and b"TinyLlama" in seen:
-                elapsed = time.perf_counter() - start
+            now = time.perf_counter() - start
+            if paint != paint and b"Recipes" in seen and b"demo" in seen and b"TinyLlama" in seen:
+                paint = now
+            if panel != panel and marker in seen:
+                panel = now
+            if paint == paint and panel == panel:
                 break
     finally:
-        os.write(fd, b"\x11")  # ctrl+q
+        os.write(fd, b"\x11")  # ctrl+q (the background check is killed with the app)
         deadline = time.time() + 5
         while time.time() < deadline:
             done, _ = os.waitpid(pid, os.WNOHANG)
@@ -83,19 +115,28 @@ def first_paint_seconds(runs_dir: Path) -> float:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         os.close(fd)
-    return elapsed
+    return paint, panel
+
+
+def _ms(values: list[float]) -> str:
+    return (f"median {statistics.median(values) * 1000:6.0f} ms  (min {min(values) * 1000:.0f}, "
+            f"max {max(values) * 1000:.0f}, {len(values)} runs)")
 
 
 def bench_startup(reps: int) -> None:
     code = "import time; t = time.perf_counter(); import tui.app; print(time.perf_counter() - t)"
     imports = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                     cwd=ROOT, check=True).stdout) for _ in range(reps)]
+    print(f"{'import tui.app':33s} {_ms(imports)}")
     with tempfile.TemporaryDirectory() as tmp:
-        paints = [first_paint_seconds(Path(tmp) / "runs") for _ in range(reps)]
-    print(f"import tui.app      median {statistics.median(imports) * 1000:6.0f} ms  "
-          f"(min {min(imports) * 1000:.0f}, max {max(imports) * 1000:.0f})")
-    print(f"first paint (pty)   median {statistics.median(paints) * 1000:6.0f} ms  "
-          f"(min {min(paints) * 1000:.0f}, max {max(paints) * 1000:.0f}, {reps} runs)")
+        fake = Path(tmp) / "fake_nvml"
+        fake.mkdir()
+        (fake / "pynvml.py").write_text(FAKE_PYNVML, encoding="utf-8")
+        for label, driver in (("no NVIDIA driver", None), ("driver (fake NVML)", fake)):
+            runs = [first_paint_seconds(Path(tmp) / "runs", driver) for _ in range(reps)]
+            print(f"{label:19s} first paint   {_ms([p for p, _ in runs])}")
+            print(f"{label:19s} device panel  {_ms([d for _, d in runs])}")
+            print(f"{label:19s} panel - paint {_ms([d - p for p, d in runs])}")
 
 
 # -- responsiveness --------------------------------------------------------------------------

@@ -16,8 +16,10 @@ import pytest
 from recipes import events as ev
 from recipes.registry import bundled
 from recipes.schema import Recipe, dump_recipe, load_recipe
+from tests.helpers import whole_checkpoint
 from tui.app import SlothlabApp
 from tui.device import DeviceInfo
+from tui.driver import DriverReport, Gpu
 from tui.fit import Fit
 
 HERE = Path(__file__).resolve().parent
@@ -25,13 +27,20 @@ FAKE_SLOTHLAB = (sys.executable, str(HERE / "fake_slothlab.py"))
 T0 = 1795300000.0  # fixed event times: elapsed and ETA render the same on every run
 
 GPU_12 = {"torch": "2.14.1", "cuda_available": True, "gpu_name": "NVIDIA GeForce RTX 3060",
-          "vram_total_gib": 12.0, "vram_free_gib": 11.2, "bf16": True, "unsloth": "2026.10.7",
+          "vram_total_gib": 12.0, "vram_free_gib": 11.2, "bf16": True, "unsloth": "2026.10.9",
           "unsloth_importable": True, "backend": "unsloth",
           "backend_reason": "CUDA device and unsloth importable"}
+# unsloth 2026.10.9 imports on a CPU (its CPU backend); auto still picks reference there.
 CPU_ONLY = {"torch": "2.14.1", "cuda_available": False, "gpu_name": None,
-            "vram_total_gib": None, "bf16": False, "unsloth": None, "unsloth_importable": False,
+            "vram_total_gib": None, "bf16": False, "unsloth": "2026.10.9",
+            "unsloth_importable": True, "unsloth_problem": None,
             "backend": "reference",
             "backend_reason": "no CUDA device: reference backend (transformers + bitsandbytes)"}
+
+# What the driver says (tui.driver.query_driver), for the same two machines.
+DRIVER_12 = DriverReport(gpus=(Gpu("NVIDIA GeForce RTX 3060", 12.0, 11.2, "8.6"),),
+                         driver_version="550.54.14", cuda_version="12.4", source="NVML")
+NO_DRIVER = DriverReport(problem="no NVIDIA driver")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -65,8 +74,20 @@ def fake_fit(recipe: Recipe, vram_gib: float | None) -> Fit:
 
 
 def device_probe(raw: dict | None = None, error: str = "") -> Callable:
+    """A stand-in for the full check (`slothlab check --device --json`)."""
     async def probe() -> DeviceInfo:
         return DeviceInfo(raw=dict(raw or {}), error=error)
+
+    return probe
+
+
+def driver_probe(report: DriverReport = NO_DRIVER, *, error: Exception | None = None
+                 ) -> Callable:
+    """A stand-in for the driver query (``tui.driver.query_driver``); ``error`` is raised."""
+    async def probe() -> DriverReport:
+        if error is not None:
+            raise error
+        return report
 
     return probe
 
@@ -85,7 +106,8 @@ def make_app(tmp_path: Path) -> Callable[..., SlothlabApp]:
     def make(**kwargs) -> SlothlabApp:
         options = dict(runs_dir=Path("runs"), saved_dir=Path("my_recipes"),
                        slothlab=FAKE_SLOTHLAB, device_probe=device_probe(CPU_ONLY),
-                       fit_estimator=fake_fit, stop_grace=5.0)
+                       driver_probe=driver_probe(NO_DRIVER), fit_estimator=fake_fit,
+                       stop_grace=5.0)
         options.update(kwargs)
         return SlothlabApp(**options)
 
@@ -98,11 +120,15 @@ def loss_at(step: int, speed: float = 1.0) -> float:
 
 
 def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
-              report: bool = False, every: int = 5, speed: float = 1.0) -> Path:
-    """A run directory with events at fixed times: outcome finished | stopped | failed."""
+              report: bool = False, every: int = 5, speed: float = 1.0,
+              settings: dict | None = None) -> Path:
+    """A run directory with events at fixed times: outcome finished | stopped | failed;
+    ``settings``: recipe fields that differ from the demo's."""
     run_dir = runs / name
     run_dir.mkdir(parents=True)
     recipe = load_recipe(bundled()["demo"])
+    if settings:
+        recipe = Recipe(**{**recipe.to_dict(), **settings})
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     rel = f"runs/{name}"
     t = T0
@@ -126,7 +152,7 @@ def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
                 ev.Sample("Name a primary colour.", "Red.", "Blue.")], time=t + 0.01))
             out.append(ev.Checkpoint(step=step, path=f"{rel}/checkpoints/checkpoint-{step}",
                                      time=t + 0.02))
-            (run_dir / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+            whole_checkpoint(run_dir / "checkpoints" / f"checkpoint-{step}")
     if outcome == "finished":
         out.append(ev.Metrics(stage="base", values={"rouge_l": 0.121, "exact_match": 0.0},
                               time=t + 1))
@@ -136,7 +162,7 @@ def write_run(runs: Path, name: str, *, steps: int, until: int, outcome: str,
                                adapter_dir=f"{rel}/adapter", seconds=t + 3 - T0, time=t + 3))
         (run_dir / "adapter").mkdir()
     elif outcome == "stopped":
-        (run_dir / "checkpoints" / f"checkpoint-{until}").mkdir(parents=True, exist_ok=True)
+        whole_checkpoint(run_dir / "checkpoints" / f"checkpoint-{until}")
         out.append(ev.Checkpoint(step=until, path=f"{rel}/checkpoints/checkpoint-{until}",
                                  time=t + 0.5))
         out.append(ev.Stopped(step=until, checkpoint=f"{rel}/checkpoints/checkpoint-{until}",
@@ -190,6 +216,55 @@ def past_runs(tmp_path: Path) -> dict[str, Path]:
         "finished": write_run(runs, "20261121-101500-demo", steps=300, until=300,
                               outcome="finished", report=True),
         "stopped": write_run(runs, "20261121-103000-demo", steps=300, until=120,
-                             outcome="stopped", speed=2.0),
+                             outcome="stopped", speed=2.0,
+                             settings={"learning_rate": 0.001, "lora_r": 8}),
         "failed": write_run(runs, "20261121-104500-demo", steps=300, until=15, outcome="failed"),
     }
+
+
+def write_staged_run(runs: Path, name: str = "20261121-110000-gemma3-scratch") -> Path:
+    """A finished multi-stage run (tokenizer → pretrain → finetune) with the events
+    the staged runner (recipes/runner.py + recipes/stages/) emits: stage-tagged preflight, steps and evals, a metrics event per
+    stage, base / fine-tuned metrics for the fine-tuning."""
+    run_dir = runs / name
+    run_dir.mkdir(parents=True)
+    recipe = load_recipe(bundled()["gemma3-scratch"])
+    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    t = T0
+    out: list[ev.Event] = [
+        ev.RunStarted(run_dir=f"runs/{name}", recipe="gemma3-scratch", backend="reference",
+                      backend_reason="multi-stage from-scratch pipeline", device="CPU (2 cores)",
+                      tiny=True, pid=0, time=t),
+        ev.Metrics(stage="tokenizer", values={"vocab_size": 512.0, "tokens_per_word/as": 2.41,
+                                              "tokens_per_word/hi": 1.87}, time=t + 2)]
+    for stage, steps, start, speed in (("pretrain", 60, 6.3, 1.5), ("finetune", 30, 3.2, 3.0)):
+        t += 5
+        out.append(ev.Preflight(splits={"train": 76, "val": 10, "test": 10}, tokens_min=9,
+                                tokens_median=14.0, tokens_max=23, trained_token_share=1.0,
+                                truncated=0, no_trained_tokens=0, max_seq_length=128,
+                                total_steps=steps, stage=stage, time=t))
+        for step in range(5, steps + 1, 5):
+            t += 0.5
+            loss = 1.0 + (start - 1.0) * math.exp(-step * speed / steps)
+            out.append(ev.Step(step=step, total_steps=steps, epoch=step / 10, loss=loss,
+                               learning_rate=1e-3 * (1 - step / steps), grad_norm=1.5 - step / 100,
+                               tokens_per_second=2100.0, stage=stage,
+                               memory=ev.Memory("rss", 900.0, 950.0, 24105.0), time=t))
+            if step % 20 == 0 or step == steps:
+                sample = (ev.Sample("আমি কালি", "বজাৰলৈ গৈছিলোঁ।", "বজাৰলৈ গৈছিলোঁ")
+                          if stage == "pretrain" else
+                          ev.Sample("Fill in each <mask>: আমি <mask> গৈছিলোঁ", "বজাৰলৈ", "বজাৰলৈ"))
+                out.append(ev.Eval(step=step, loss=loss + 0.3, perplexity=math.exp(loss + 0.3),
+                                   samples=[sample], stage=stage, time=t + 0.1))
+        if stage == "pretrain":
+            out.append(ev.Metrics(stage="pretrain", values={"eval_loss": 2.02,
+                                                            "perplexity": 7.54}, time=t + 1))
+    out.append(ev.Metrics(stage="base", values={"exact_match": 0.0, "chrf": 12.5}, time=t + 2))
+    out.append(ev.Metrics(stage="finetuned", values={"exact_match": 0.4, "chrf": 48.1},
+                          time=t + 3))
+    out.append(ev.Finished(step=30, final_loss=1.3, adapter_dir=f"runs/{name}/adapter",
+                           seconds=t + 4 - T0, time=t + 4))
+    (run_dir / "adapter").mkdir()
+    (run_dir / "events.jsonl").write_text("".join(e.to_json() + "\n" for e in out),
+                                          encoding="utf-8")
+    return run_dir

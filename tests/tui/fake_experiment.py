@@ -20,6 +20,7 @@ from recipes import events as ev
 from recipes import runner
 from recipes.rundir import CHECKPOINTS, DONE, EVENTS_FILE, RECIPE_FILE, new_run_dir, write_json
 from recipes.schema import dump_recipe
+from tests.helpers import whole_checkpoint
 
 
 def fake_loss(step: int, learning_rate: float) -> float:
@@ -66,7 +67,7 @@ def fake_run(recipe, options) -> Path:
                                 memory=ev.Memory("rss", 1000.0, 1100.0 + step, 24000.0)))
             if stop.requested and step < steps:
                 path = run_dir / CHECKPOINTS / f"checkpoint-{step}"
-                path.mkdir(parents=True, exist_ok=True)
+                whole_checkpoint(path)  # what a resume checks, and the completion marker
                 writer.emit(ev.Checkpoint(step=step, path=str(path)))
                 writer.emit(ev.Stopped(step=step, checkpoint=str(path),
                                        resume_command=f"slothlab --resume {run_dir}"))

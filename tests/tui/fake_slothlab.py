@@ -30,6 +30,7 @@ from recipes import events as ev  # noqa: E402
 from recipes.registry import find_recipe  # noqa: E402
 from recipes.rundir import CHECKPOINTS, EVENTS_FILE, RECIPE_FILE, new_run_dir  # noqa: E402
 from recipes.schema import dump_recipe, load_recipe  # noqa: E402
+from tests.helpers import whole_checkpoint  # noqa: E402
 
 stop_requested = False
 
@@ -48,7 +49,7 @@ def device(kind: str) -> int:
     print(json.dumps({
         "torch": "2.14.1", "cuda_available": gpu, "gpu_name": "NVIDIA GeForce RTX 3060" if gpu
         else None, "vram_total_gib": 12.0 if gpu else None, "vram_free_gib": 11.2 if gpu else None,
-        "bf16": gpu, "unsloth": "2026.10.7", "unsloth_importable": gpu,
+        "bf16": gpu, "unsloth": "2026.10.9", "unsloth_importable": True,
         "backend": "unsloth" if gpu else "reference",
         "backend_reason": "CUDA device and unsloth importable" if gpu
         else "no CUDA device: reference backend (transformers + bitsandbytes + peft)"}))
@@ -70,6 +71,10 @@ def main(argv: list[str]) -> int:
         from fake_experiment import main as experiment  # the real experiment, scripted runs
 
         return experiment(argv[1:])
+    if argv[:1] == ["export"]:
+        from fake_export import main as export_main  # tests/tui/fake_export.py
+
+        return export_main(argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -112,7 +117,7 @@ def main(argv: list[str]) -> int:
 
     def checkpoint(step: int) -> None:
         path = run_dir / CHECKPOINTS / f"checkpoint-{step}"
-        path.mkdir(parents=True, exist_ok=True)
+        whole_checkpoint(path)  # the files a resume checks, and the completion marker
         writer.emit(ev.Checkpoint(step=step, path=str(path)))
 
     for step in range(start_step + 1, steps + 1):

@@ -102,9 +102,9 @@ async def test_history_shows_an_experiment_as_one_row_and_opens_it(make_app, pas
         assert cells[2] == "finished" and cells[6] == "0.4500" and cells[7] == "+0.3500 +350.0%"
         assert str(table.get_row_at(2)[2]) == "stopped"
         plot = app.screen.query_one(LossPlot)
-        assert [c.label for c in plot._curves] == ["slow", "fast", "broken"]
+        assert [c.label for c in plot.curves] == ["slow", "fast", "broken"]
         await pilot.press("e")
-        assert all(c.marker == "dot" for c in plot._curves) and "eval" in plot.border_title
+        assert all(c.marker == "dot" for c in plot.curves) and "eval" in plot.border_title
         await pilot.press("down", "enter")  # the variant's own run
         await until(pilot, lambda: isinstance(app.screen, RunScreen))
         assert app.screen.state.run_dir.parent.name == "fast"

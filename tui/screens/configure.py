@@ -7,6 +7,7 @@ applied), and marks what you change from there. Esc asks before it drops unsaved
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from rich.text import Text
@@ -17,12 +18,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
+from recipes.safe_text import safe_text
 from recipes.schema import Recipe
 from tui.catalog import RecipeEntry
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.field_editor import FieldEditor
 from tui.widgets.fit_view import FitView
 from tui.widgets.recipe_form import RecipeForm
+
+# The fields the VRAM estimate reads (kernels_check.fit.estimate).
+FIT_FIELDS = ("model", "tiny", "load_in_4bit", "compute_dtype", "lora_r", "lora_dropout",
+              "target_modules", "batch_size", "gradient_accumulation_steps", "max_seq_length",
+              "gradient_checkpointing", "optimizer")
 
 
 class ConfigureScreen(Screen):
@@ -72,10 +79,12 @@ class ConfigureScreen(Screen):
     """
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
-        Binding("ctrl+r", "start", "Start run", priority=True),
-        Binding("ctrl+s", "save", "Save as…", priority=True),
+        Binding("ctrl+r", "start", "Start", priority=True),
+        Binding("ctrl+s", "save", "Save as", priority=True),
         Binding("escape", "back", "Back"),
-        Binding("ctrl+pagedown", "group(1)", "Next group", key_display="^PgDn", priority=True),
+        # Written on the form's border: the footer keeps room for q Quit at 80 columns.
+        Binding("ctrl+pagedown", "group(1)", "Next group", key_display="^PgDn", priority=True,
+                show=False),
         Binding("ctrl+pageup", "group(-1)", "Previous group", show=False, priority=True),
     ]
 
@@ -100,7 +109,7 @@ class ConfigureScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"Configure {self.entry.name}"
+        self.sub_title = f"Configure {safe_text(self.entry.name, multiline=False)}"
         self.query_one("#fit-box").border_title = "VRAM fit"
         self.query_one("#status").border_title = "recipe"
         self.query_one("#field-help").border_title = "field"
@@ -138,7 +147,7 @@ class ConfigureScreen(Screen):
         if self.errors:
             text = Text(f"{len(self.errors)} problem(s):\n", style="bold red")
             for error in self.errors:
-                text.append(f"• {error}\n", style="red")
+                text.append(f"• {safe_text(error)}\n", style="red")
             text.append("ctrl+r starts once they are fixed", style="dim")
             status.update(text)
             return
@@ -164,13 +173,26 @@ class ConfigureScreen(Screen):
     async def _estimate_work(self) -> None:
         vram, source = self.app.card_gib()
         view = self.query_one(FitView)
-        recipe = self.recipe
+        recipe = self.recipe or self._fit_recipe()
         if recipe is None:
-            view.update(Text("fix the fields marked in red to see the estimate", style="dim"))
+            bad = [name for name in FIT_FIELDS if name in self.form.invalid]
+            view.update(Text(f"fix {', '.join(bad)} to see the estimate", style="dim"))
             return
         # The form's recipe is what runs (its tiny overrides already applied where tiny is on).
         fit = await asyncio.to_thread(self.app.estimate_fit, recipe, vram)
         view.show(fit, vram, source)
+
+    def _fit_recipe(self) -> Recipe | None:
+        """While another field is invalid, the estimate still shows: the form's values of the
+        fields it reads (FIT_FIELDS) on the recipe as it opened; None if one of those is bad."""
+        form = self.form
+        if any(name in form.invalid for name in FIT_FIELDS):
+            return None
+        try:
+            return dataclasses.replace(self.initial,
+                                       **{name: form.values[name] for name in FIT_FIELDS})
+        except (TypeError, ValueError):
+            return None
 
     # -- actions -----------------------------------------------------------------------
     async def _first_invalid(self) -> None:
@@ -182,7 +204,8 @@ class ConfigureScreen(Screen):
     async def action_start(self) -> None:
         recipe, errors = self.form.validate()
         if recipe is None:
-            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error")
+            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error",
+                        markup=False)
             await self._first_invalid()
             return
         if self.app.run_active:
@@ -200,7 +223,8 @@ class ConfigureScreen(Screen):
     async def action_save(self) -> None:
         recipe, errors = self.form.validate()
         if recipe is None:
-            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error")
+            self.notify("; ".join(errors)[:300], title="fix the recipe first", severity="error",
+                        markup=False)
             await self._first_invalid()
             return
         values = dict(self.form.values)

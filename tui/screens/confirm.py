@@ -1,7 +1,7 @@
 """A yes / no question in a modal (Stop the run? Quit?), with an optional third answer.
 
 The result is True (yes), False (no, Esc) or ``OTHER`` (the third answer, when offered: e.g.
-"Tiny mode instead" when a full recipe would train on a CPU).
+"Tiny mode instead" when a full recipe would train on a CPU, key t; "Leave it running", key l).
 """
 
 from __future__ import annotations
@@ -49,15 +49,16 @@ class ConfirmScreen(ModalScreen[bool | str]):
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
-        Binding("t", "other", "Other", show=False),
     ]
 
     def __init__(self, question: str, detail: str = "", yes: str = "Yes", no: str = "No",
-                 other: str = "") -> None:
-        """``other``: the label of a third answer (key t), focused when offered."""
+                 other: str = "", other_key: str = "t", focus: str = "") -> None:
+        """``other``: the label of a third answer (key ``other_key``), focused when offered;
+        ``focus``: the button focused first ("yes", "no", "other")."""
         super().__init__(classes="-three" if other else "")
         self.question, self.detail, self.yes, self.no = question, detail, yes, no
-        self.other = other
+        self.other, self.other_key = other, other_key
+        self.first_focus = focus or ("other" if other else "no")
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -67,20 +68,21 @@ class ConfirmScreen(ModalScreen[bool | str]):
             with Horizontal():
                 yield Button(f"{self.no} (n)", id="no")
                 if self.other:
-                    yield Button(f"{self.other} (t)", id="other", variant="primary")
+                    yield Button(f"{self.other} ({self.other_key})", id="other",
+                                 variant="primary")
                 yield Button(f"{self.yes} (y)", id="yes", variant="warning")
 
     def on_mount(self) -> None:
-        self.query_one("#other" if self.other else "#no", Button).focus()
+        self.query_one(f"#{self.first_focus}", Button).focus()
+
+    def on_key(self, event) -> None:
+        if self.other and event.key == self.other_key:
+            event.stop()
+            self.dismiss(OTHER)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(OTHER if event.button.id == "other" else event.button.id == "yes")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return bool(self.other) if action == "other" else True
-
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
 
-    def action_other(self) -> None:
-        self.dismiss(OTHER)

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.chat_terminal import visible
+from recipes.safe_text import safe_text
 
 
 def prompt_line(prompt: dict[str, Any]) -> Text:
@@ -20,10 +20,10 @@ def prompt_line(prompt: dict[str, Any]) -> Text:
     if prompt.get("task"):
         text.append(f"[{prompt['task']}{'/' + prompt['lang'] if prompt.get('lang') else ''}] ",
                     style="cyan")
-    text.append(visible(" ".join(str(prompt["question"]).split()))[:160])
+    text.append(safe_text(" ".join(str(prompt["question"]).split()))[:160])
     tuned = (prompt.get("eval") or {}).get("tuned")
     if tuned is not None:
-        text.append(f"   → {visible(' '.join(tuned.split()))[:60]}", style="green")
+        text.append(f"   → {safe_text(' '.join(tuned.split()))[:60]}", style="green")
     return text
 
 

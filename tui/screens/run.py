@@ -17,12 +17,13 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from recipes import events as ev
 from recipes.rundir import EVENTS_FILE
+from recipes.safe_text import safe_text
 from tui.runstate import RunState
 from tui.widgets.error_panel import ErrorPanel
 from tui.widgets.loss_plot import Curve, LossPlot
@@ -71,7 +72,7 @@ class RunScreen(Screen):
     }
     RunScreen #middle {
         height: 1fr;
-        min-height: 8;
+        min-height: 11;
     }
     RunScreen #side {
         width: 36;
@@ -99,6 +100,10 @@ class RunScreen(Screen):
         # l and e are written on their tabs: out of the footer, which keeps room for q Quit.
         Binding("l", "tab('log')", "Log", show=False),
         Binding("e", "tab('samples')", "Samples", show=False),
+        # p, y and v are written under the plot.
+        Binding("p", "next_plot", "Plot", show=False),
+        Binding("y", "log_scale", "Log scale", show=False),
+        Binding("v", "next_stage", "Stage", show=False),
     ]
 
     def __init__(self, state: RunState | None = None) -> None:
@@ -111,8 +116,10 @@ class RunScreen(Screen):
         self._plot_time = 0.0
         self._status: tuple[str, bool] = ("", False)
         self._tail_offset = 0
-        self._samples_step: int | None = None
+        self._samples_key: tuple = ()
         self._started: object = None
+        self.plot_kind = "loss"  # loss | lr | grad (PLOTS)
+        self.shown_stage: str | None = None  # None: follow the stage that is training
 
     @property
     def state(self) -> RunState | None:
@@ -123,12 +130,12 @@ class RunScreen(Screen):
         yield Static(
             "No run yet.\n\nPick a recipe (1) and press s to start it, "
             "or reopen a past run from History (3).", id="empty")
-        with Vertical(id="run-body"):
+        with VerticalScroll(id="run-body"):  # at 80×24 with an error shown, it scrolls
             yield Static("", id="banner")
             yield RunProgress()
             yield ErrorPanel()
             with Horizontal(id="middle"):
-                yield LossPlot("loss (train, eval)")
+                yield LossPlot("loss")
                 with VerticalScroll(id="side"):
                     yield RunStats()
                     yield MemoryGauge()
@@ -172,16 +179,18 @@ class RunScreen(Screen):
         self.query_one(RunProgress).show(state)  # elapsed time moves even without events
         if not changed:
             return
-        name = state.run_dir.name if state.run_dir else state.title
+        name = safe_text(state.run_dir.name if state.run_dir else state.title, multiline=False)
         self.sub_title = f"Run · {name}"
         banner = Text()
         banner.append(f" {status} ", style=f"reverse {STATUS_STYLE.get(status, '')}")
         started = state.started
         title = started.recipe if started else state.title
-        banner.append(f"  {title}", style="bold")
+        banner.append(f"  {safe_text(title, multiline=False)}", style="bold")
         if started and started.tiny:
             banner.append(" (tiny)", style="dim")
         hint = state.phase if status == "starting" else HINTS.get(status, "")
+        if status == "stopping" and state.step is None:  # never promise a checkpoint
+            hint = "stopping before the first step: nothing to save"
         if self.followed:
             hint = "started outside this window; following its events.jsonl · s stops it"
         banner.append(f"  · {hint}", style="dim")
@@ -195,9 +204,10 @@ class RunScreen(Screen):
             self.query_one(RunSetup).show(state)
         self.query_one(MemoryGauge).show(state.memory)
         self.query_one(RunLog).sync(state)
-        if new_state or state.samples_step != self._samples_step:
-            self._samples_step = state.samples_step
-            self.query_one(SamplesView).show(state.samples, state.samples_step)
+        samples_key = tuple((stage, step) for stage, (step, _) in state.stage_samples.items())
+        if new_state or samples_key != self._samples_key:
+            self._samples_key = samples_key
+            self.query_one(SamplesView).show_stages(state.stage_samples)
         tab = self.query_one(TabbedContent).get_tab("samples")
         label = f"Samples @{state.samples_step} (e)" if state.samples else "Samples (e)"
         if str(tab.label) != label:
@@ -207,13 +217,19 @@ class RunScreen(Screen):
         if new_state or (plot_version != self._plot_version
                          and (now - self._plot_time >= PLOT_SECONDS or state.terminal)):
             self._plot_version, self._plot_time = plot_version, now
-            plot = self.query_one(LossPlot)
-            plot.border_title = (f"loss · stage {state.stage} (train, eval)" if state.stage
-                                 else "loss (train, eval)")
-            plot.set_curves(curves_for(state))
+            self._draw_plot(state)
         if (status, state.live) != self._status:
             self._status = (status, state.live)
             self.refresh_bindings()
+
+    def _draw_plot(self, state: RunState) -> None:
+        plot = self.query_one(LossPlot)
+        stage = self.shown_stage if self.shown_stage in state.series else state.stage
+        stages = state.stages
+        plot.border_title = plot_title(self.plot_kind, stage if len(stages) > 1 else "")
+        keys = ["p plot", "y log"] + (["v stage"] if len(stages) > 1 else [])
+        plot.border_subtitle = " · ".join(keys)
+        plot.set_curves(curves_for(state, self.plot_kind, stage))
 
     # -- following a run started elsewhere ---------------------------------------------
     @property
@@ -257,8 +273,10 @@ class RunScreen(Screen):
             return bool(state and not state.live and state.resumable)
         if action == "results":
             return bool(state and state.status in ("finished", "stopped", "failed", "interrupted"))
-        if action == "tab":
+        if action in ("tab", "next_plot", "log_scale"):
             return state is not None
+        if action == "next_stage":
+            return state is not None and len(state.stages) > 1
         return True
 
     def action_back(self) -> None:
@@ -283,11 +301,50 @@ class RunScreen(Screen):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    def action_next_plot(self) -> None:
+        kinds = list(PLOTS)
+        self.plot_kind = kinds[(kinds.index(self.plot_kind) + 1) % len(kinds)]
+        if self.state is not None:
+            self._draw_plot(self.state)
 
-def curves_for(state: RunState) -> list[Curve]:
-    xs, ys = state.train_loss.points()
-    curves = [Curve("train", xs, ys)]
-    exs, eys = state.eval_loss.points()
+    def action_log_scale(self) -> None:
+        on = self.query_one(LossPlot).toggle_log()
+        self.notify(f"log scale {'on' if on else 'off'}", timeout=2)
+
+    def action_next_stage(self) -> None:
+        state = self.state
+        if state is None or len(state.stages) < 2:
+            return
+        stages = state.stages
+        current = self.shown_stage if self.shown_stage in stages else state.stage
+        self.shown_stage = stages[(stages.index(current) + 1) % len(stages)]
+        self._draw_plot(state)
+
+
+PLOTS = {"loss": "loss", "lr": "lr", "grad": "grad norm"}
+
+
+def plot_title(kind: str, stage: str = "") -> str:
+    """The plot's border title: the plots as tabs, the shown one highlighted; the stage."""
+    tabs = "  ".join(f"[reverse] {label} [/]" if key == kind else label
+                     for key, label in PLOTS.items())
+    return f"{tabs}  · stage {stage}" if stage else tabs
+
+
+def curves_for(state: RunState, kind: str = "loss", stage: str | None = None) -> list[Curve]:
+    """The curves of one plot (loss: train and eval; lr; grad) for one stage (the current)."""
+    stage = state.stage if stage is None or stage not in state.series else stage
+    prefix = f"{stage} " if stage else ""
+    if kind == "lr":
+        xs, ys = state.schedule[stage][0].points()
+        return [Curve(f"{prefix}learning rate", xs, ys)]
+    if kind == "grad":
+        xs, ys = state.schedule[stage][1].points()
+        return [Curve(f"{prefix}grad norm", xs, ys)]
+    train, evals = state.series[stage]
+    xs, ys = train.points()
+    curves = [Curve(f"{prefix}train", xs, ys)]
+    exs, eys = evals.points()
     if exs:
-        curves.append(Curve("eval", exs, eys, marker="braille" if len(exs) > 1 else "dot"))
+        curves.append(Curve(f"{prefix}eval", exs, eys, marker="braille" if len(exs) > 1 else "dot"))
     return curves

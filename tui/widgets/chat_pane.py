@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.chat_terminal import visible
+from recipes.safe_text import safe_text
 
 
 class ChatPane(VerticalScroll):
@@ -50,7 +50,7 @@ class ChatPane(VerticalScroll):
         self._add(Text(f"── {text} ──"), "chat-rule")
 
     def add_user(self, text: str) -> None:
-        self._add(Text("you › ", style="bold") + Text(visible(text)), "chat-user")
+        self._add(Text("you › ", style="bold") + Text(safe_text(text)), "chat-user")
 
     def note(self, text: str) -> None:
         self._add(Text(text), "chat-note")
@@ -64,14 +64,14 @@ class ChatPane(VerticalScroll):
         if self._answer_widget is None:
             self.begin()
         self.answer += text
-        self._answer_widget.update(Text(visible(self.answer)))  # type: ignore[union-attr]
+        self._answer_widget.update(Text(safe_text(self.answer)))  # type: ignore[union-attr]
         self.scroll_end(animate=False)
 
     def finish(self, text: str, notes: list[str]) -> None:
         if self._answer_widget is None:
             self.begin()
         self.answer = text
-        self._answer_widget.update(Text(visible(text)) if text else  # type: ignore[union-attr]
+        self._answer_widget.update(Text(safe_text(text)) if text else  # type: ignore[union-attr]
                                    Text("(empty answer)", style="dim"))
         self._answer_widget = None
         self.remove_class("-answering")

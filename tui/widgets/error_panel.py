@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from recipes.safe_text import safe_text
+
 
 class ErrorPanel(Static):
     DEFAULT_CSS = """
@@ -38,9 +40,9 @@ class ErrorPanel(Static):
             self.update("")
             return
         what, advice = error
-        text = Text(what, style="bold")
+        text = Text(safe_text(what), style="bold")
         if advice:
-            text.append(f"\n→ {advice}", style="yellow")
+            text.append(f"\n→ {safe_text(advice)}", style="yellow")
         if kept:
             text.append("\nThe run directory is kept: reopen it from History (3).", style="dim")
         self.update(text)

@@ -37,6 +37,12 @@ class ExperimentList(DataTable):
             self.add_column(label, key=label)
 
     def show(self, experiments: list[ExperimentSummary]) -> None:
+        """Redraws only when something changed (History rescans every few seconds)."""
+        shown = [(x.name, x.status, x.finished, x.total, x.best) for x in experiments]
+        if shown == getattr(self, "_signature", None):
+            return
+        self._signature = shown
+        current = self.cursor_row
         self.experiments = experiments
         self.display = bool(experiments)
         self.clear()
@@ -47,6 +53,8 @@ class ExperimentList(DataTable):
                 Text(x.status, style=STATUS_STYLE.get(x.status, "")),
                 Text(f"{x.finished}/{x.total} done", justify="right"), x.best or "–",
                 f"{metric} {value:.4f}" if value is not None else metric or "–", key=x.name)
+        if 0 <= current < len(experiments):
+            self.move_cursor(row=current)
 
     @property
     def current(self) -> ExperimentSummary | None:

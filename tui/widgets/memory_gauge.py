@@ -8,18 +8,26 @@ from textual.widgets import Static
 from recipes.events import Memory
 
 
+def share_style(share: float) -> str:
+    """The bar's colour by the share of the total in use: green, yellow past 75%, red past 90%."""
+    return "red" if share > 0.9 else "yellow" if share > 0.75 else "green"
+
+
 def render_gauge(memory: Memory | None, width: int) -> Text:
     if memory is None:
         return Text("memory: no reading yet", style="dim")
     label = "VRAM" if memory.kind == "vram" else "RAM"
-    total = memory.total_mb or max(memory.peak_mb, memory.now_mb, 1.0)
+    known_total = memory.total_mb > 0
+    total = memory.total_mb if known_total else max(memory.peak_mb, memory.now_mb, 1.0)
     bar_width = max(8, width)
     now = min(bar_width, round(bar_width * memory.now_mb / total))
     peak = min(bar_width - 1, round(bar_width * memory.peak_mb / total))
-    share = memory.now_mb / total
-    style = "red" if share > 0.9 else "yellow" if share > 0.75 else "green"
     text = Text(f"{label} ", style="bold")
-    text.append(f"{memory.now_mb / 1024:.2f}/{total / 1024:.1f} GiB\n")
+    if known_total:
+        text.append(f"{memory.now_mb / 1024:.2f}/{total / 1024:.1f} GiB\n")
+    else:  # no total to hold it against: the bar is against the peak, and not a warning
+        text.append(f"{memory.now_mb / 1024:.2f} GiB (total unknown)\n")
+    style = share_style(memory.now_mb / total if known_total else 0.0)
     for i in range(bar_width):
         if i == peak and peak >= now:
             text.append("│" if i >= now else "█", style="bold magenta")

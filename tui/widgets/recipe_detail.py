@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from recipes.safe_text import safe_text
 from recipes.schema import data_source
 from tui.catalog import RecipeEntry, as_run
 from tui.format import plural, short_path
@@ -18,11 +19,12 @@ def render_entry(entry: RecipeEntry | None, tiny: bool) -> Table | Text:
     if entry is None:
         return Text("no recipes found", style="dim")
     if entry.recipe is None:
-        return Text(f"{short_path(entry.path)} does not load:\n{entry.error}", style="red")
+        return Text(safe_text(f"{short_path(entry.path)} does not load:\n{entry.error}"),
+                    style="red")
     if tiny and entry.tiny_error:
         text = Text(f"{short_path(entry.path)} does not load in tiny mode "
                     "(slothlab --tiny refuses it too):\n", style="bold red")
-        text.append(f"{entry.tiny_error}\n", style="red")
+        text.append(f"{safe_text(entry.tiny_error)}\n", style="red")
         text.append("fix its tiny_overrides, or turn tiny mode off (t) to use it", style="dim")
         return text
     r = as_run(entry.recipe, tiny)
@@ -30,14 +32,14 @@ def render_entry(entry: RecipeEntry | None, tiny: bool) -> Table | Text:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     if r.description:
-        grid.add_row("", Text(r.description, style="italic"))
-    model = Text(r.model)
+        grid.add_row("", Text(safe_text(r.description), style="italic"))
+    model = Text(safe_text(r.model, multiline=False))
     if r.tiny:
         model.append("  (tiny: a random miniature)", style="dim")
     grid.add_row("model", model)
     source = data_source(r)
     sample = "sample, " if source != r.dataset else ""
-    grid.add_row("data", Text(f"{source} ({sample}{r.dataset_format})"))
+    grid.add_row("data", Text(safe_text(f"{source} ({sample}{r.dataset_format})")))
     steps = plural(r.max_steps, "step") if r.max_steps else plural(r.epochs, "epoch")
     grid.add_row("train", f"{steps} · batch {r.batch_size}×{r.gradient_accumulation_steps} · "
                           f"lr {r.learning_rate:g} {r.lr_scheduler} · {r.optimizer}")

@@ -33,7 +33,8 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from recipes.errors import RecipeError
 from recipes.schema import Recipe, coerce, data_fields, describe_fields, recipe_from_mapping
-from tui.widgets.field_editor import DATA_FIELDS, FieldEditor, missing_data_file, short_error
+from tui.validation import data_problems, target_modules_problem
+from tui.widgets.field_editor import DATA_FIELDS, FieldEditor, short_error
 
 VALIDATE_DELAY = 0.15
 # Tabs over the schema's groups (recipe has three fields, so it shares a tab with model).
@@ -93,6 +94,7 @@ class RecipeForm(Vertical):
         self.recipe: Recipe | None = recipe
         self.errors: list[str] = []
         self.border_title = "recipe fields"
+        self.border_subtitle = "^PgDn / ^PgUp: next / previous group"
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -182,12 +184,14 @@ class RecipeForm(Vertical):
         self.post_message(self.Changed(self, recipe, errors))
 
     def validate(self) -> tuple[Recipe | None, list[str]]:
-        self.data_errors = {name: problem for name in self.data_fields_read()
-                            if name not in self.field_errors
-                            and (problem := missing_data_file(self.values.get(name)))}
+        """Every problem at once (``tui.validation``), each on its field: ctrl+r's check."""
+        self.data_errors = {name: problem for name, problem in data_problems(self.values).items()
+                            if name not in self.field_errors}
         for editor in self.query(FieldEditor):
             if editor.name_ in DATA_FIELDS:
                 editor.set_unread(self.unread_note(editor.name_))
+        if "model" not in self.field_errors and "target_modules" not in self.field_errors:
+            self._impose("target_modules", target_modules_problem(self.values))
         errors = [f"{name}: {error}" for name, error in
                   {**self.field_errors, **self.imposed, **self.data_errors}.items()]
         recipe = None

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from recipes.safe_text import safe_text
 from tui.catalog import RecipeEntry
 from tui.fit import Fit
 
@@ -49,19 +50,20 @@ class RecipeTable(DataTable):
         for entry in entries:
             key = str(entry.path)
             recipe = entry.recipe
-            name = Text(entry.name, style="bold")
+            name = Text(safe_text(entry.name, multiline=False), style="bold")
             if entry.source == "saved":
                 name.append(" ·saved", style="dim")
             if recipe is None:
                 self.add_row(name, Text("invalid", style="red"), "", "", "", "", key=key)
                 continue
-            model = short_model(recipe.model)
+            model = safe_text(short_model(recipe.model), multiline=False)
             if tiny and entry.tiny_error:  # its tiny_overrides do not load: no tiny run
-                self.add_row(name, Text("invalid", style="red"), "", recipe.task,
+                self.add_row(name, Text("invalid", style="red"), "",
+                             safe_text(recipe.task, multiline=False),
                              f"{model} (tiny)", Text("tiny_overrides invalid", style="red"),
                              key=key)
                 continue
-            dataset = PurePath(recipe.dataset).name or recipe.dataset
+            dataset = safe_text(PurePath(recipe.dataset).name or recipe.dataset, multiline=False)
             if recipe.tiny or tiny:
                 model += " (tiny)"
                 if recipe.sample_dataset:  # tiny mode trains on the recipe's sample
@@ -76,7 +78,8 @@ class RecipeTable(DataTable):
             else:
                 need = Text(fit.need if fit.total_gib is not None else "?", justify="right")
                 badge = Text(*fit.badge_for(card_source))
-            self.add_row(name, badge, need, recipe.task, model, dataset, key=key)
+            self.add_row(name, badge, need, safe_text(recipe.task, multiline=False), model, dataset,
+                         key=key)
         if entries:
             self.move_cursor(row=min(max(cursor, 0), len(entries) - 1))
 

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
+from recipes.safe_text import safe_text
 from tui.runstate import LOG_CAP, RunState
 
 
@@ -45,4 +46,4 @@ class RunLog(RichLog):
         lines = list(state.log)[-min(new, len(state.log)):]
         self._seen = state.log_total
         for line in lines:
-            self.write(Text(line.text, style=line.style))
+            self.write(Text(safe_text(line.text), style=line.style))

@@ -6,6 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from recipes.safe_text import safe_text
 from tui import format as fmt
 from tui.runstate import RunState
 
@@ -42,8 +43,12 @@ def render_setup(state: RunState) -> Table:
     grid.add_column(overflow="fold")
     started = state.started
     if started is not None:
-        grid.add_row("on", Text(started.backend, style="cyan"))
-        grid.add_row("", Text(started.device, style="dim"))
+        grid.add_row("on", Text(safe_text(started.backend, multiline=False), style="cyan"))
+        grid.add_row("", Text(safe_text(started.device), style="dim"))
+    settings = state.preflight.settings if state.preflight is not None else {}
+    for label, key in (("optim", "optimizer"), ("dtype", "compute dtype"), ("4-bit", "weights")):
+        if key in settings:
+            grid.add_row(label, Text(safe_text(settings[key]), style="dim"))
     return grid
 
 

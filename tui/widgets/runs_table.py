@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from recipes.safe_text import safe_text
 from tui.history import RunSummary
 from tui.widgets.run_stats import STATUS_STYLE
 
@@ -30,9 +31,10 @@ class RunsTable(DataTable):
         self.marked: set[str] = set()
 
     def on_mount(self) -> None:
-        for label, key in (("", "mark"), ("run", "run"), ("recipe", "recipe"),
-                           ("status", "status"), ("step", "step"), ("loss", "loss"),
-                           ("eval", "eval")):
+        # The numbers before the recipe: at 80 columns a long run name leaves them in view.
+        for label, key in (("", "mark"), ("run", "run"), ("status", "status"), ("step", "step"),
+                           ("loss", "loss"), ("eval", "eval"), ("recipe", "recipe"),
+                           ("note", "note")):
             self.add_column(label, key=key)
 
     def show(self, runs: list[RunSummary]) -> None:
@@ -46,11 +48,13 @@ class RunsTable(DataTable):
             step = f"{state.current_step}/{state.total_steps or '?'}"
             loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "–"
             eval_loss = f"{run.eval_loss:.4f}" if run.eval_loss is not None else "–"
-            recipe = run.recipe + (" (tiny)" if run.tiny else "")
-            self.add_row(self._mark(run.name), run.name, recipe,
+            recipe = safe_text(run.recipe, multiline=False) + (" (tiny)" if run.tiny else "")
+            self.add_row(self._mark(run.name), safe_text(run.label, multiline=False),
                          Text(status, style=STATUS_STYLE.get(status, "")),
                          Text(step, justify="right"), Text(loss, justify="right"),
-                         Text(eval_loss, justify="right"), key=run.name)
+                         Text(eval_loss, justify="right"), recipe,
+                         Text(safe_text(run.note, multiline=False), style="italic"),
+                         key=run.name)
         names = [r.name for r in runs]
         if current in names:
             self.move_cursor(row=names.index(current))

@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from recipes.events import Sample
+from recipes.safe_text import safe_text
 
 
 def render_samples(samples: list[Sample], step: int | None) -> Group | Text:
@@ -20,12 +21,25 @@ def render_samples(samples: list[Sample], step: int | None) -> Group | Text:
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True, width=9)
         table.add_column(overflow="fold")
-        table.add_row(f"#{i} prompt", Text(sample.prompt.strip()))
-        table.add_row("reference", Text(sample.reference.strip(), style="green"))
-        table.add_row("output", Text(sample.output.strip(), style="cyan"))
+        table.add_row(f"#{i} prompt", Text(safe_text(sample.prompt.strip())))
+        table.add_row("reference", Text(safe_text(sample.reference.strip()), style="green"))
+        table.add_row("output", Text(safe_text(sample.output.strip()), style="cyan"))
         parts.append(table)
         parts.append(Text(""))
     return Group(Text(f"at step {step}", style="dim"), *parts)
+
+
+def render_stage_samples(by_stage: dict[str, tuple[int, list[Sample]]]) -> Group | Text:
+    """The latest samples of each stage, each under its stage's name (one stage: no name)."""
+    if len(by_stage) <= 1:
+        step, samples = next(iter(by_stage.values()), (None, []))
+        return render_samples(samples, step)
+    parts: list = []
+    for stage, (step, samples) in by_stage.items():
+        parts.append(Text(f"── {safe_text(stage or 'run', multiline=False)} ──",
+                          style="bold magenta"))
+        parts.append(render_samples(samples, step))
+    return Group(*parts)
 
 
 class SamplesView(VerticalScroll):
@@ -44,3 +58,6 @@ class SamplesView(VerticalScroll):
 
     def show(self, samples: list[Sample], step: int | None) -> None:
         self.query_one(Static).update(render_samples(samples, step))
+
+    def show_stages(self, by_stage: dict[str, tuple[int, list[Sample]]]) -> None:
+        self.query_one(Static).update(render_stage_samples(by_stage))
