@@ -664,9 +664,13 @@ def estimate(recipe: Recipe, vram_gib: float | None = None, *,
              backend: str = "unsloth") -> FitReport:
     """Peak VRAM of training ``recipe`` with ``backend`` on a card of ``vram_gib`` GiB.
 
-    Never raises for an unknown model: the verdict is then "unknown" with the reason.
+    Never raises for an unknown model: the verdict is then "unknown" with the reason. A recipe
+    with ``batch_size: auto`` (0) is estimated at the batch ``auto_batch_size`` picks.
     """
     backend = "unsloth" if backend == "auto" else backend
+    if recipe.batch_size == 0:
+        recipe = replace(recipe, batch_size=auto_batch_size(recipe, vram_gib, backend=backend)
+                         or AUTO_BATCH_FALLBACK)
     arch, source = resolve_arch(recipe)
     if arch is None:
         return FitReport(model=recipe.model, backend=backend, vram_gib=vram_gib, total_gib=0.0,
@@ -702,6 +706,21 @@ def estimate(recipe: Recipe, vram_gib: float | None = None, *,
         max_batch_size=max_b, max_seq_length=max_s, advice=advice, reason=reason,
         arch_source=source, batch_size=w.batch, seq_length=w.seq, checkpointing=w.checkpointing,
         activations_by_mode=by_mode)
+
+
+AUTO_BATCH_FALLBACK = 2  # batch_size auto without a card to fit against: the schema default
+
+
+def auto_batch_size(recipe: Recipe, vram_gib: float | None, *, backend: str = "unsloth") -> int:
+    """``batch_size: auto``: the largest batch whose estimate stays under 90 % of the card
+    (``1 - TIGHT_MARGIN``), at the recipe's sequence length and checkpointing; 0 when the
+    architecture is unknown, no card size is known, or even a batch of 1 does not fit."""
+    backend = "unsloth" if backend == "auto" else backend
+    arch, _ = resolve_arch(recipe)
+    if arch is None or vram_gib is None:
+        return 0
+    w = workload_for(replace(recipe, batch_size=max(recipe.batch_size, 1)), backend)
+    return max_batch(arch, w, vram_gib * (1 - TIGHT_MARGIN) * GIB)
 
 
 def _advice(recipe: Recipe, arch: Arch, w: Workload, vram_gib: float, total_gib: float) -> str:

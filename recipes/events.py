@@ -79,6 +79,7 @@ class RunStarted(Event):
     tiny: bool
     resumed_from_step: int = 0
     pid: int = 0
+    world_size: int = 1  # processes training together (torchrun / accelerate launch); 1 = one
 
 
 @dataclass
@@ -102,6 +103,8 @@ class Preflight(Event):
     settings: dict[str, str] = field(default_factory=dict)
     # Where that differs from the recipe, and why ("optimizer: ... set back to adamw_8bit").
     changes: list[str] = field(default_factory=list)
+    world_size: int = 1  # processes training together; 1 = one
+    global_batch: int = 0  # examples per optimizer step: batch x accumulation x processes
 
 
 @dataclass
@@ -150,6 +153,20 @@ class Metrics(Event):
     type: ClassVar[str] = "metrics"
     stage: str  # "base" | "finetuned" | ...
     values: dict[str, float]
+
+
+@dataclass
+class Oom(Event):
+    """CUDA ran out of memory and the run backed off (recipes/oom.py): what changes, and where
+    training continues. A consumer that predates it skips it (``read_events``)."""
+
+    type: ClassVar[str] = "oom"
+    step: int  # the optimizer step (training) or the step of the evaluation that ran out
+    phase: str  # "train" | "eval"
+    changes: dict[str, list[Any]]  # field -> [before, after]
+    message: str  # the same in words: "batch 4→2, accumulation 8→16 (effective batch 32)"
+    resume_step: int = 0  # train: the checkpoint training continues from (0 = the start)
+    stage: str = ""
 
 
 @dataclass
@@ -220,8 +237,8 @@ class ExperimentEnded(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (RunStarted, Preflight, Step, Eval, Checkpoint, Metrics, Finished, Stopped, Failed,
-                ExperimentStarted, VariantEnded, ExperimentEnded)
+    for cls in (RunStarted, Preflight, Step, Eval, Checkpoint, Metrics, Oom, Finished, Stopped,
+                Failed, ExperimentStarted, VariantEnded, ExperimentEnded)
 }
 _NESTED = {(Step, "memory"): Memory, (Eval, "samples"): Sample}
 TERMINAL = ("finished", "stopped", "failed")
@@ -264,9 +281,11 @@ def read_events(path: Path) -> list[Event]:
 class EventWriter:
     """Appends events to ``events.jsonl`` (flushed per line) and optionally echoes them."""
 
-    def __init__(self, path: Path, *, echo: TextIO | None = None, variant: str = "") -> None:
+    def __init__(self, path: Path | None, *, echo: TextIO | None = None,
+                 variant: str = "") -> None:
         self.path = path
-        self._fh = open(path, "a", encoding="utf-8")
+        # No path: events reach the listeners only (ranks > 0 of a multi-process run).
+        self._fh = open(path, "a", encoding="utf-8") if path is not None else None
         self._echo = echo
         self._listeners: list[Any] = []
         self.variant = variant  # stamped on every event of an experiment's variant
@@ -278,8 +297,9 @@ class EventWriter:
         if self.variant and not event.variant:
             event.variant = self.variant
         line = event.to_json()
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        if self._fh is not None:
+            self._fh.write(line + "\n")
+            self._fh.flush()
         if self._echo is not None:
             try:
                 self._echo.write(line + "\n")
@@ -291,4 +311,5 @@ class EventWriter:
             listener(event)
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()

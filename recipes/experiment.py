@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from recipes import events as ev
-from recipes.errors import RunDirError, SlothlabError
+from recipes.errors import RecipeError, RunDirError, SlothlabError
 from recipes.experiment_dir import (
     BASE_EVAL,
     EXPERIMENT_EVENTS,
@@ -167,9 +167,15 @@ class SharedBaseEval:
 def run_experiment(experiment: Experiment, options: ExperimentOptions) -> Outcome:
     """Run (or continue) every variant in order. SlothlabError on bad input, before a variant
     trains; a variant that fails is recorded and the next one runs."""
+    from recipes.distributed import launched
     from recipes.runner import check_stages
     from recipes.signals import StopFlag
 
+    if launched():
+        raise RecipeError("an experiment runs its variants one after another in one process",
+                          where="torchrun / accelerate launch",
+                          fix="run `slothlab experiment` without a launcher; launch single "
+                              "recipes with torchrun")
     for variant in experiment.variants:
         check_stages(variant.recipe)
     folder, existed = open_experiment(experiment, options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from recipes import distributed
 from recipes import events as ev
 from recipes import metrics as M
 from recipes.rundir import ADAPTER, EVENTS_FILE, read_done, stage_folder, write_json
@@ -155,6 +156,8 @@ def build_report(run_dir: Path, recipe: Recipe) -> dict[str, Any]:
 
 def write_report(run_dir: Path, recipe: Recipe) -> dict[str, Any]:
     """report.json, report.md and the loss plots; returns the report."""
+    if not distributed.is_main():  # torchrun: rank 0 alone writes the run directory
+        return {}
     plots = plot_losses(run_dir, recipe)
     report = build_report(run_dir, recipe)
     report["artifacts"].update({f"loss_{k}_png": v for k, v in plots.items() if k != "all"})

@@ -112,7 +112,8 @@ def checkpoint_problem(checkpoint: Path, *, deep: bool = False) -> str | None:
         if any(siblings):
             return "it was never finished (no completion marker: the save was interrupted)"
     weights = [n for n in WEIGHT_FILES if (checkpoint / n).is_file()]
-    missing = [n for n in STATE_FILES if not (checkpoint / n).is_file()]
+    missing = [n for n in STATE_FILES if not (checkpoint / n).is_file()
+               and not (n == "rng_state.pth" and rng_files(checkpoint))]
     if not weights or missing:
         return f"{', '.join(missing or ['the weights'])} missing"
     if deep:
@@ -138,13 +139,20 @@ def _deep_problem(checkpoint: Path, weights: str) -> str | None:
             torch.load(checkpoint / name, map_location="cpu", weights_only=True, mmap=True)
         except Exception as exc:
             return f"{name} is unreadable ({type(exc).__name__}: {str(exc)[:80]})"
-    try:  # NumPy's RNG state is not weights_only-loadable: check the archive's every CRC
-        with zipfile.ZipFile(checkpoint / "rng_state.pth") as archive:
-            if archive.testzip() is not None:
-                return "rng_state.pth is corrupt"
-    except (OSError, zipfile.BadZipFile) as exc:
-        return f"rng_state.pth is unreadable ({type(exc).__name__})"
+    for rng in rng_files(checkpoint):  # NumPy's RNG state is not weights_only-loadable:
+        try:                           # check the archive's every CRC
+            with zipfile.ZipFile(rng) as archive:
+                if archive.testzip() is not None:
+                    return f"{rng.name} is corrupt"
+        except (OSError, zipfile.BadZipFile) as exc:
+            return f"{rng.name} is unreadable ({type(exc).__name__})"
     return None
+
+
+def rng_files(checkpoint: Path) -> list[Path]:
+    """rng_state.pth, or under torchrun one rng_state_<rank>.pth per process."""
+    one = checkpoint / "rng_state.pth"
+    return [one] if one.is_file() else sorted(checkpoint.glob("rng_state_*.pth"))
 
 
 def latest_checkpoint(run_dir: Path, *, deep: bool = False) -> Path | None:

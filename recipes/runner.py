@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from recipes import distributed
 from recipes import events as ev
 from recipes.context import RunContext, StageOutcome
 from recipes.errors import RecipeError, RunDirError, SlothlabError
@@ -198,12 +199,14 @@ def _finished(run_dir: Path) -> bool:
 def open_run(recipe: Recipe, options: RunOptions,
              record: dict[str, Any]) -> tuple[Path, ev.EventWriter]:
     """The run directory (new, with the resolved recipe and its data record; or the one
-    resumed) and its writer. A new directory that cannot be written is removed again."""
+    resumed) and its writer. A new directory that cannot be written is removed again.
+    Under torchrun rank 0 makes it and writes the events; the other ranks learn its path."""
     from recipes.fingerprint import DATA_FILE
 
-    if options.resume_dir is not None:
-        run_dir = options.resume_dir
-    else:
+    def create() -> Path:
+        if options.resume_dir is not None:
+            distributed.check_same_world(options.resume_dir)
+            return options.resume_dir
         run_dir = new_run_dir(options.runs_root, recipe.name)
         try:
             (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe), encoding="utf-8")
@@ -218,7 +221,13 @@ def open_run(recipe: Recipe, options: RunOptions,
                                   fix="free some space, or pass --runs-dir on another disk") from None
             raise RunDirError(f"cannot write the run directory ({exc.strerror})",
                               where=str(run_dir), fix="pass --runs-dir a folder you can write to") from None
-    writer = ev.EventWriter(run_dir / EVENTS_FILE, echo=options.echo, variant=options.variant)
+        return run_dir
+
+    run_dir = distributed.from_main(create)
+    main = distributed.is_main()  # only rank 0 writes events (and echoes them)
+    writer = ev.EventWriter(run_dir / EVENTS_FILE if main else None,
+                            echo=options.echo if main else None,
+                            variant=options.variant)
     for listener in options.listeners:
         writer.subscribe(listener)
     return run_dir, writer
@@ -250,8 +259,15 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
         from recipes.corpus import parse_ratios
 
         parse_ratios(recipe)
-    lock, notes = (prepare_resume(recipe, options) if options.resume_dir is not None
-                   else (None, []))
+    held: list[Any] = []  # the run's lock: rank 0 alone takes it under torchrun
+
+    def prepare() -> list[str]:
+        lock, notes = prepare_resume(recipe, options)
+        held.append(lock)
+        return notes
+
+    notes = distributed.from_main(prepare) if options.resume_dir is not None else []
+    lock = held[0] if held else None
     try:
         return _run(recipe, options, notes, lock)
     finally:
@@ -279,18 +295,19 @@ def _run(recipe: Recipe, options: RunOptions, notes: list[str], lock: Any) -> Pa
     inputs = read_inputs(recipe, options.resume_dir)
     record = data_record(recipe)
     if options.resume_dir is not None:
-        notes += check_same_data(options.resume_dir, record, options.allow_data_change)
+        notes += distributed.from_main(
+            lambda: check_same_data(options.resume_dir, record, options.allow_data_change))
 
     run_dir, writer = open_run(recipe, options, record)
     own_lock = None
-    if lock is None:
+    if lock is None and distributed.is_main():
         from recipes.lock import lock_run
 
         own_lock = lock_run(run_dir)
     stop = options.stop if options.stop is not None else StopFlag()
     restore_signals = stop.install()
-    ctx = RunContext(recipe, options, run_dir, writer, stop, device, choice, notes=notes,
-                     **inputs)
+    ctx = RunContext(recipe, options, run_dir, writer, distributed.synced_stop(stop), device,
+                     choice, notes=notes, **inputs)
     last_step = 0
 
     def remember_step(event: ev.Event) -> None:
@@ -307,7 +324,7 @@ def _run(recipe: Recipe, options: RunOptions, notes: list[str], lock: Any) -> Pa
             run_dir=str(run_dir), recipe=recipe.name, backend=choice.name,
             backend_reason=choice.reason, device=describe_device(device), tiny=recipe.tiny,
             resumed_from_step=int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0,
-            pid=os.getpid()))
+            pid=os.getpid(), world_size=distributed.world_size()))
         outcome = StageOutcome(True)
         for name in stage_names(recipe):
             if name not in left:
@@ -320,8 +337,8 @@ def _run(recipe: Recipe, options: RunOptions, notes: list[str], lock: Any) -> Pa
                     write_report(run_dir, recipe)  # what the finished stages measured
                 found = ctx.checkpoint(name) if not outcome.finished else None
                 again = options.resume_command or (
-                    f"slothlab --resume {run_dir}" if resumable(recipe, run_dir)
-                    else f"slothlab --recipe {run_dir / RECIPE_FILE}")
+                    f"{distributed.command()} --resume {run_dir}" if resumable(recipe, run_dir)
+                    else f"{distributed.command()} --recipe {run_dir / RECIPE_FILE}")
                 writer.emit(ev.Stopped(step=outcome.step, checkpoint=str(found) if found else None,
                                        resume_command=again, signal=stop.signal_name))
                 return run_dir

@@ -57,8 +57,12 @@ def knob(
     max: float | None = None,
     min_exclusive: bool = False,
     choices: tuple[str, ...] | None = None,
+    auto: int | None = None,
 ) -> Any:
-    """A schema field: default, one-line help, group (for forms and docs) and bounds."""
+    """A schema field: default, one-line help, group (for forms and docs) and bounds.
+
+    ``auto``: the number that stands for the word ``auto`` in YAML and ``--set`` (decided when
+    the run starts; e.g. batch_size 0 = auto)."""
     meta = {
         "help": help,
         "group": group,
@@ -66,6 +70,7 @@ def knob(
         "max": max,
         "min_exclusive": min_exclusive,
         "choices": choices,
+        "auto": auto,
     }
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -134,8 +139,10 @@ class Recipe:
     )
 
     # -- training ----------------------------------------------------------------------
-    batch_size: int = knob(2, "Examples per device per step (higher = more memory).",
-                           group="train", min=1, max=4096)
+    batch_size: int = knob(
+        2, "Examples per device per step (higher = more memory); auto (or 0) = the largest "
+        "whose VRAM estimate stays under 90 % of the card, picked when the run starts.",
+        group="train", min=0, max=4096, auto=0)
     gradient_accumulation_steps: int = knob(
         4, "Steps whose gradients are summed before an update (effective batch = batch × this).",
         group="train", min=1, max=4096,
@@ -165,6 +172,10 @@ class Recipe:
     )
     seed: int = knob(3407, "Seed for data split, shuffling, LoRA init and dropout.",
                      group="train", min=0, max=2**32 - 1)
+    oom_backoff: bool = knob(
+        True, "On CUDA out-of-memory, continue from the last checkpoint with half the batch and "
+        "twice the accumulation (same effective batch, same data order), then gradient "
+        "checkpointing, then a smaller eval_batch_size; off = fail with advice.", group="train")
 
     # -- logging / checkpoints ---------------------------------------------------------
     logging_steps: int = knob(1, "Emit a step event every N optimizer steps.",
@@ -325,7 +336,9 @@ def _nearest(key: str) -> str:
     return f"did you mean '{close[0]}'?" if close else "see `slothlab --fields` for every field"
 
 
-def _type_name(tp: Any) -> str:
+def _type_name(tp: Any, auto: int | None = None) -> str:
+    if auto is not None:
+        return f"{_type_name(tp)} or auto"
     origin = typing.get_origin(tp)
     if origin is list:
         return "a list of strings"
@@ -384,9 +397,12 @@ def coerce(name: str, value: Any, where: str) -> Any:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise bad(f"must be one of {', '.join(meta['choices'])}{hint}")
         return value
+    if meta["auto"] is not None and isinstance(value, str) and value.strip().lower() == "auto":
+        return meta["auto"]
     # numbers: YAML reads "2e-4" as a string, so accept numeric strings.
+    kind = _type_name(tp, meta["auto"])
     if isinstance(value, bool):
-        raise bad(f"expected {_type_name(tp)}")
+        raise bad(f"expected {kind}")
     if isinstance(value, str):
         try:
             value = float(value) if tp is float else int(value)
@@ -394,11 +410,11 @@ def coerce(name: str, value: Any, where: str) -> Any:
             try:
                 as_float = float(value)
             except ValueError:
-                raise bad(f"expected {_type_name(tp)}") from None
+                raise bad(f"expected {kind}") from None
             if tp is int and as_float.is_integer():
                 value = int(as_float)
             else:
-                raise bad(f"expected {_type_name(tp)}") from None
+                raise bad(f"expected {kind}") from None
     if tp is int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -467,6 +483,11 @@ def _check_consistency(recipe: Recipe, where: str) -> None:
             where=where,
             fix="end the template with {response}, e.g. '### Response:\\n{response}'",
         )
+    if recipe.batch_size == 0 and "pretrain" in recipe.stages:
+        raise RecipeError(
+            "batch_size auto is for LoRA fine-tuning (the VRAM estimate models adapters); the "
+            "pretrain stage trains every parameter", where=where,
+            fix="give the pretraining batch as a number, e.g. batch_size: 8")
     for name in ("target_modules", "metrics"):
         if not getattr(recipe, name):
             raise RecipeError(f"field '{name}' must not be empty", where=where,
@@ -622,6 +643,9 @@ def dump_recipe(recipe: Recipe) -> str:
     data = recipe.to_dict()
     if recipe.tiny:
         data["tiny_overrides"] = {}
+    for name, f in FIELDS.items():
+        if f.metadata["auto"] is not None and data[name] == f.metadata["auto"]:
+            data[name] = "auto"
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -635,7 +659,7 @@ def describe_fields() -> list[dict[str, Any]]:
         out.append(
             {
                 "name": f.name,
-                "type": _type_name(tp),
+                "type": _type_name(tp, f.metadata["auto"]),
                 "default": default,
                 **{k: v for k, v in f.metadata.items()},
             }

@@ -76,8 +76,15 @@ def effective_settings(recipe: Recipe, model: Any, trainer: Any, backend: str, d
         loss = "the model's cross-entropy (TRL's Triton loss has no CPU driver)"
     mode = ("Unsloth's offloaded recompute" if backend == "unsloth" and device == "cuda"
             else "non-reentrant recompute")
+    args = trainer.args
+    world = max(1, int(getattr(args, "world_size", 1) or 1))
+    processes = f" × {world} processes" if world > 1 else ""
     settings = {
         "backend": backend,
+        "batch": (f"{args.per_device_train_batch_size} per device × "
+                  f"{args.gradient_accumulation_steps} accumulation{processes} = "
+                  f"{args.per_device_train_batch_size * args.gradient_accumulation_steps * world}"
+                  " examples per optimizer step"),
         "optimizer": optimizer_name(trainer.optimizer),
         "compute dtype": dtype,
         "weights": weights,

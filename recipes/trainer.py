@@ -67,6 +67,7 @@ def training_args(recipe: Recipe, out_dir: Path, device: str) -> Any:
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         save_only_model=False,
+        ddp_find_unused_parameters=False,  # DDP (torchrun): every LoRA weight takes part
     )
     with contextlib.redirect_stdout(io.StringIO()):
         return SFTConfig(**settings)
@@ -192,6 +193,10 @@ def event_callback(writer: Any, device: str, stop: Any, stop_at_step: int | None
 
         def on_save(self, args, state, control, **kwargs):
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()  # every rank has written its RNG state before the marker lists it
             if path.is_dir() and args.should_save:
                 mark_complete(path)
             writer.emit(ev.Checkpoint(step=state.global_step, path=str(path)))
@@ -267,7 +272,10 @@ def build_trainer(ctx: Any, recipe: Recipe, out_dir: Path, model: Any, tokenizer
     """
     from transformers import PrinterCallback
 
-    callbacks = [event_callback(writer, ctx.device, ctx.stop, ctx.options.stop_at_step,
+    from recipes.distributed import stop_callbacks
+
+    callbacks = [*stop_callbacks(ctx.stop),  # several processes: agree on a stop first
+                 event_callback(writer, ctx.device, ctx.stop, ctx.options.stop_at_step,
                                 recipe.loss_spike_factor)]
     if evaluate is not None:
         callbacks.append(eval_every(recipe.eval_steps, ctx.stop, evaluate))

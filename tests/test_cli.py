@@ -87,7 +87,7 @@ def test_malformed_yaml(existing_runs, tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize(("override", "field"), [
     ("learning_rate=-1e-4", "learning_rate"), ("learning_rate=0", "learning_rate"),
-    ("batch_size=0", "batch_size"), ("batch_size=-2", "batch_size"), ("lora_r=0", "lora_r"),
+    ("batch_size=many", "batch_size"), ("batch_size=-2", "batch_size"), ("lora_r=0", "lora_r"),
     ("lerning_rate=1e-4", "learning_rate"),
 ])
 def test_bad_values_are_refused(existing_runs, capsys, override, field) -> None:

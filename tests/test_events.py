@@ -23,6 +23,9 @@ SAMPLES: list[ev.Event] = [
             samples=[ev.Sample(prompt="p", reference="r", output="o — ü 漢字")]),
     ev.Checkpoint(step=3, path="runs/x/checkpoints/checkpoint-3"),
     ev.Metrics(stage="finetuned", values={"rouge1": 0.5}),
+    ev.Oom(step=5, phase="train", changes={"batch_size": [4, 2],
+                                           "gradient_accumulation_steps": [8, 16]},
+           message="batch 4→2, accumulation 8→16 (effective batch 32)", resume_step=4),
     ev.Finished(step=10, final_loss=1.0, adapter_dir="runs/x/adapter", seconds=3.2),
     ev.Stopped(step=5, checkpoint=None, resume_command="slothlab --resume runs/x"),
     ev.Failed(error="boom", advice="do this", step=None),
@@ -110,3 +113,21 @@ def test_a_line_written_before_variants_existed_parses() -> None:
     old = '{"type":"step","time":1.0,"step":1,"total_steps":2,"epoch":0.5,"loss":2.0,' \
           '"learning_rate":0.001,"grad_norm":null,"tokens_per_second":10.0,"memory":null}'
     assert ev.parse_event(old).variant == ""
+
+
+def test_a_writer_without_a_path_notifies_and_writes_nothing(tmp_path: Path) -> None:
+    """Ranks > 0 of a torchrun launch: events reach their listeners, no file, no echo."""
+    seen: list[ev.Event] = []
+    writer = ev.EventWriter(None)
+    writer.subscribe(seen.append)
+    writer.emit(SAMPLES[0])
+    writer.close()
+    assert seen == [SAMPLES[0]] and list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_predates_oom_events_skips_them(tmp_path: Path, monkeypatch) -> None:
+    oom = next(e for e in SAMPLES if e.type == "oom")
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(e.to_json() for e in (SAMPLES[0], oom, SAMPLES[2])) + "\n")
+    monkeypatch.setattr(ev, "EVENT_TYPES", {k: v for k, v in ev.EVENT_TYPES.items() if k != "oom"})
+    assert [e.type for e in ev.read_events(path)] == ["run_started", "step"]

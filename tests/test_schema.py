@@ -47,7 +47,8 @@ def test_comma_separated_list_override() -> None:
     [
         ("learning_rate=-1", "out of range, must be > 0"),
         ("learning_rate=0", "out of range, must be > 0"),
-        ("batch_size=0", "out of range, must be >= 1"),
+        ("batch_size=-1", "out of range, must be >= 0"),  # 0 = auto
+        ("batch_size=many", "expected an integer or auto"),
         ("lora_r=0", "out of range, must be >= 1"),
         ("lora_r=-3", "out of range, must be >= 1"),
         ("batch_size=two", "expected an integer"),

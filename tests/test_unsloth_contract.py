@@ -80,6 +80,7 @@ def recorded_calls(monkeypatch):
     backend.for_inference("peft-model")
     if hasattr(backend, "for_training"):
         backend.for_training("peft-model")
+    backend.enable_gradient_checkpointing("peft-model")  # the OOM back-off's last training step
     return recipe, {name: (args, kwargs) for name, args, kwargs in FakeFastLanguageModel.calls}
 
 
@@ -101,6 +102,7 @@ def test_backend_passes_the_recipe_to_unsloth(recorded_calls):
     assert peft["use_gradient_checkpointing"] == "unsloth"
     assert peft["random_state"] == 1234
     assert calls["for_inference"][0] == ("peft-model",)
+    assert calls["for_training"] == (("peft-model",), {"use_gradient_checkpointing": "unsloth"})
 
 
 def _signatures_from_child(cwd: Path, *, gpu_class: bool = True

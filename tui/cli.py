@@ -211,8 +211,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if event.type in ev.TERMINAL:
             outcome["last"] = event
 
+    from recipes.distributed import is_main
+
     listeners = [remember]
-    if not args.json:
+    if not args.json and is_main():  # torchrun: rank 0 alone draws the progress
         from tui.headless import RichRenderer
 
         listeners.append(RichRenderer())

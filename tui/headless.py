@@ -74,7 +74,8 @@ class RichRenderer:
                           " (tiny mode)" if e.tiny else ""))
         self._print(_line("  run dir  ", _safe(e.run_dir)))
         self._print(_line("  backend  ", _safe(e.backend_reason)))
-        self._print(_line("  device   ", _safe(e.device)))
+        self._print(_line("  device   ", _safe(e.device),
+                          f" × {e.world_size} processes" if e.world_size > 1 else ""))
 
     def on_preflight(self, e: ev.Preflight) -> None:
         table = Table(title="preflight", show_header=False, box=None, padding=(0, 2))
@@ -124,6 +125,11 @@ class RichRenderer:
     def on_metrics(self, e: ev.Metrics) -> None:
         values = " · ".join(f"{k} {v:.4f}" for k, v in e.values.items())
         self._print(_line("  ", _safe(f"{e.stage}: {values}")))
+
+    def on_oom(self, e: ev.Oom) -> None:
+        phase = "training" if e.phase == "train" else "evaluation"
+        self._print(_line(("  out of memory", "bold yellow"), f" at step {e.step} ({phase}): ",
+                          _safe(e.message)))
 
     def _stop_progress(self) -> None:
         if self.live.is_started:

@@ -223,6 +223,14 @@ class RunState:
         values = " · ".join(f"{k} {v:.4g}" for k, v in e.values.items())
         self.note(f"{self._stamp(e)} metrics ({e.stage}): {values}", "cyan")
 
+    def _on_oom(self, e: ev.Oom) -> None:
+        if e.phase == "train":  # the steps after the checkpoint run again, with the new settings
+            self.train_loss.truncate_after(e.resume_step)
+            self.eval_loss.truncate_after(e.resume_step)
+        phase = "training" if e.phase == "train" else "evaluation"
+        self.note(f"{self._stamp(e)} out of memory at step {e.step} ({phase}): {e.message}",
+                  "bold yellow")
+
     def _on_finished(self, e: ev.Finished) -> None:
         self.outcome = e
         stamp = self._stamp(e)

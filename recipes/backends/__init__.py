@@ -10,11 +10,13 @@ because Unsloth must patch them first when it is chosen. It never runs in the TU
 from __future__ import annotations
 
 import importlib.util
+import os
 import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipes.distributed import launched, world_size
 from recipes.errors import BackendError, SlothlabError
 from recipes.schema import Recipe
 
@@ -64,6 +66,22 @@ def select_backend(requested: str, *, cuda: bool | None = None,
                            fix=f"use one of {', '.join(BACKENDS)}")
     if requested == "reference":
         return BackendChoice("reference", f"requested: {REFERENCE_DESC}")
+    if launched():
+        if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+            raise BackendError(
+                "FSDP is not supported: slothlab trains QLoRA with DDP (every GPU holds the "
+                "4-bit model)", where="accelerate launch --use_fsdp",
+                fix="launch DDP: accelerate launch --multi_gpu --num_processes N -m tui.cli ..., "
+                    "or torchrun --nproc_per_node N -m tui.cli ...")
+        if requested == "unsloth":
+            raise BackendError(
+                f"the unsloth backend is single-GPU; this launch has {world_size()} processes",
+                where="--backend",
+                fix="use --backend reference (the multi-GPU path: DDP under torchrun / "
+                    "accelerate launch), or run one process: slothlab --backend unsloth ...")
+        return BackendChoice("reference", f"{world_size()} processes (torchrun / accelerate "
+                                          f"launch): {REFERENCE_DESC}, DDP (Unsloth is "
+                                          "single-GPU)")
     has_cuda = _cuda_available() if cuda is None else cuda
     if not has_cuda and requested == "auto":
         return BackendChoice("reference", f"no CUDA device: {REFERENCE_DESC} (--backend "

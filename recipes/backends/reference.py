@@ -111,6 +111,12 @@ def add_lora(model: Any, recipe: Recipe) -> Any:
     return get_peft_model(model, lora_config(recipe))
 
 
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Turn recompute on in a model already loaded (recipes/oom.py backs off to it)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+
+
 def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]:
     model, tokenizer = load_base(model_path, recipe, device)
     return add_lora(model, recipe), tokenizer

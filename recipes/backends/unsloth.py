@@ -47,6 +47,13 @@ def load(model_path: str | Path, recipe: Recipe, device: str) -> tuple[Any, Any]
     return model, tokenizer
 
 
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Turn on Unsloth's checkpointing (offloaded on a GPU) in a loaded model (recipes/oom.py)."""
+    from unsloth import FastLanguageModel
+
+    FastLanguageModel.for_training(model, use_gradient_checkpointing="unsloth")
+
+
 def for_inference(model: Any) -> None:
     from unsloth import FastLanguageModel
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from recipes import distributed
 from recipes import events as ev
 from recipes.backends import backend_module, load_model
 from recipes.context import RunContext, StageOutcome
@@ -23,6 +24,7 @@ from recipes.errors import RecipeError
 from recipes.evaluation import Evaluation, perplexity, task_scores
 from recipes.host import PROJECT_ROOT, cache_root
 from recipes.hub import ensure_available
+from recipes.oom import Backoff, record, resolve_auto_batch
 from recipes.report import build_table
 from recipes.rundir import ADAPTER, BASE, DONE, write_json
 from recipes.schema import Recipe, extra_sources
@@ -89,10 +91,12 @@ def prepare_data(ctx: RunContext, tokenizer: Any) -> Any:
                    notes=[*fit_warning(ctx.recipe, ctx.device, ctx.backend.name), *loaded.notes])
 
 
-def preflight_event(recipe: Recipe, data: Any, **settings: Any) -> ev.Preflight:
-    """The preflight figures of prepared data, the optimizer steps the run will take, and
-    ``settings`` / ``changes``: what really runs (recipes/settings.py)."""
-    per_epoch = max(1, math.ceil(len(data.train) / recipe.batch_size)
+def preflight_event(recipe: Recipe, data: Any, world_size: int = 1,
+                    **settings: Any) -> ev.Preflight:
+    """The preflight figures of prepared data, the optimizer steps the run will take (with
+    ``world_size`` processes sharing each step), and ``settings`` / ``changes``: what really
+    runs (recipes/settings.py)."""
+    per_epoch = max(1, math.ceil(len(data.train) / (recipe.batch_size * world_size))
                     // recipe.gradient_accumulation_steps)
     total = recipe.max_steps or math.ceil(per_epoch * recipe.epochs)
     stats = data.stats
@@ -101,7 +105,8 @@ def preflight_event(recipe: Recipe, data: Any, **settings: Any) -> ev.Preflight:
         tokens_median=stats["tokens_median"], tokens_max=stats["tokens_max"],
         trained_token_share=stats["trained_token_share"], truncated=stats["truncated"],
         no_trained_tokens=0, max_seq_length=recipe.max_seq_length, total_steps=total,
-        notes=data.notes, task_shares=stats["task_shares"], **settings)
+        notes=data.notes, task_shares=stats["task_shares"], world_size=world_size,
+        global_batch=recipe.effective_batch_size * world_size, **settings)
 
 
 def remote_code_note(recipe: Recipe, model_path: str | Path) -> list[str]:
@@ -168,21 +173,39 @@ def run(ctx: RunContext) -> StageOutcome:
     folder.mkdir(parents=True, exist_ok=True)
     writer = ctx.emitter("finetune")
     backend = backend_module(ctx.backend.name)
-    model_path = base_model(ctx)
+    with distributed.main_first():  # torchrun: rank 0 builds and copies the miniature first
+        model_path = base_model(ctx)
     model, tokenizer = load_model(backend, model_path, recipe, ctx.device)
     data = prepare_data(ctx, tokenizer)
+    recipe, auto_notes = resolve_auto_batch(recipe, ctx.device, ctx.backend.name, len(data.train))
+    if auto_notes:  # batch_size auto: the number it became is what --resume must use
+        ctx.recipe = recipe
+        record(ctx.run_dir, recipe)
     evaluation = Evaluation(folder, recipe, backend, model, tokenizer, data)
+    main = distributed.is_main()  # several processes: rank 0 evaluates, saves and reports
+
+    def evaluate(step: int) -> None:
+        if main:
+            guard.evaluate(lambda: evaluation.during(step, writer), step)
+
+    def rebuild(backed_off: Recipe) -> Any:
+        return build_trainer(ctx, backed_off, folder, model, tokenizer, data.train, writer,
+                             evaluate=evaluate, backend=ctx.backend.name)[0]
+
+    # CUDA out-of-memory back-off (recipes/oom.py): smaller batches, same effective batch
+    guard = Backoff(ctx, writer, folder, model, backend, rebuild=rebuild, evaluation=evaluation)
     trainer, changes = build_trainer(ctx, recipe, folder, model, tokenizer, data.train, writer,
-                                     evaluate=lambda step: evaluation.during(step, writer),
-                                     backend=ctx.backend.name)
+                                     evaluate=evaluate, backend=ctx.backend.name)
     settings, changes = effective_settings(recipe, model, trainer, ctx.backend.name, ctx.device,
-                                           [*dtype_note(recipe, ctx.device), *changes])
+                                           [*dtype_note(recipe, ctx.device), *auto_notes,
+                                            *changes])
     ctx.checkpoint_bytes = checkpoint_bytes(model, trainer.optimizer)
     data.notes[:0] = [*ctx.notes, *remote_code_note(recipe, model_path),
                       *disk_note(folder, ctx.checkpoint_bytes, recipe.save_total_limit)]
     ctx.stop.phase = "the base model's evaluation"
-    writer.emit(preflight_event(recipe, data, settings=settings, changes=changes))
-    base_result = evaluation.base(model_path, writer)
+    writer.emit(preflight_event(recipe, data, world_size=distributed.world_size(),
+                                settings=settings, changes=changes))
+    base_result = guard.evaluate(lambda: evaluation.base(model_path, writer), 0) if main else None
     ctx.stop.phase = "this training step"
     resume = ctx.checkpoint("finetune")
     if ctx.stop.requested and resume is None:  # stopped during the base evaluation
@@ -193,12 +216,18 @@ def run(ctx: RunContext) -> StageOutcome:
         writer.emit(ev.Eval(step=0, loss=evaluation.base_loss,
                             perplexity=perplexity(evaluation.base_loss),
                             subset_losses=evaluation.base_losses))
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer = guard.train(trainer, resume)
     step = trainer.state.global_step
     if ctx.stop.requested and step < trainer.state.max_steps:
         return StageOutcome(False, step=step)
+    if not main:
+        return StageOutcome(True, step=step)
+    if guard.notes:  # what ran after the back-off, read from the live objects again
+        recipe = guard.recipe
+        settings = effective_settings(recipe, model, trainer, ctx.backend.name, ctx.device, [])[0]
+        changes = [*changes, *guard.notes]
     if data.val and step not in evaluation.evaluated:
-        evaluation.during(step, writer)
+        guard.evaluate(lambda: evaluation.during(step, writer), step)
     adapter_dir = folder / ADAPTER
     model.save_pretrained(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
@@ -206,7 +235,8 @@ def run(ctx: RunContext) -> StageOutcome:
         shutil.copytree(adapter_dir, ctx.run_dir / ADAPTER, dirs_exist_ok=True)
     # A stop that arrived after the last step skips the final evaluation (it can take
     # minutes); `slothlab eval` produces it later.
-    tuned = None if ctx.stop.requested else evaluation.finetuned(adapter_dir, writer)
+    tuned = None if ctx.stop.requested else guard.evaluate(
+        lambda: evaluation.finetuned(adapter_dir, writer), step)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     eval_loss, eval_parts = evaluation.last
     items = evaluation.items
@@ -214,7 +244,7 @@ def run(ctx: RunContext) -> StageOutcome:
         "stage": "finetune", "seconds": time.time() - started, "base_model": str(model_path),
         "adapter_dir": str(ctx.run_dir / ADAPTER), "stage_adapter_dir": str(adapter_dir),
         "steps": step, "train_loss_last": losses[-1] if losses else None,
-        "settings": settings, "changes": changes,
+        "settings": settings, "changes": changes, "backoffs": guard.backoffs,
         "lora": {"r": recipe.lora_r, "alpha": recipe.lora_alpha, "dropout": recipe.lora_dropout,
                  "target_modules": recipe.target_modules, "load_in_4bit": recipe.load_in_4bit},
         "examples": example_counts(data.splits), "task_shares": data.stats["task_shares"],

@@ -68,6 +68,18 @@ def test_stages_keep_their_own_loss_curves() -> None:
     assert state.current_step == 5
 
 
+def test_an_oom_backoff_is_logged_and_the_repeated_steps_replace_the_old_ones() -> None:
+    state = RunState()
+    for step in range(1, 6):
+        state.apply(ev.Step(step=step, total_steps=8, epoch=0, loss=float(step),
+                            learning_rate=1e-3, grad_norm=None, tokens_per_second=1.0))
+    state.apply(ev.Oom(step=5, phase="train", resume_step=3, message="batch 8→4, accumulation "
+                       "1→2 (effective batch 8); continuing from checkpoint 3",
+                       changes={"batch_size": [8, 4], "gradient_accumulation_steps": [1, 2]}))
+    assert state.train_loss.points()[0] == [1, 2, 3]
+    assert "out of memory at step 5 (training): batch 8→4" in state.log[-1].text
+
+
 def test_run_state_log_is_capped() -> None:
     state = RunState()
     for step in range(LOG_CAP * 3):

@@ -41,7 +41,8 @@ def render_entry(entry: RecipeEntry | None, tiny: bool) -> Table | Text:
     sample = "sample, " if source != r.dataset else ""
     grid.add_row("data", Text(safe_text(f"{source} ({sample}{r.dataset_format})")))
     steps = plural(r.max_steps, "step") if r.max_steps else plural(r.epochs, "epoch")
-    grid.add_row("train", f"{steps} · batch {r.batch_size}×{r.gradient_accumulation_steps} · "
+    batch = r.batch_size or "auto"  # 0 = auto: picked from the VRAM estimate when it runs
+    grid.add_row("train", f"{steps} · batch {batch}×{r.gradient_accumulation_steps} · "
                           f"lr {r.learning_rate:g} {r.lr_scheduler} · {r.optimizer}")
     grid.add_row("lora", f"r {r.lora_r} · alpha {r.lora_alpha} · seq {r.max_seq_length} · "
                          f"{'4-bit' if r.load_in_4bit else '16-bit'}")
