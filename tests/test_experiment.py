@@ -29,10 +29,11 @@ def events_of(run_dir: Path) -> list[ev.Event]:
 
 def test_seed001_in_tiny_mode_shows_what_the_label_fix_is_worth(tmp_path: Path,
                                                                  tiny_cache: Path) -> None:
-    """The README's tiny table, shortened: 30 steps per variant, shorter sequences."""
+    """The README's tiny table, shortened: 60 steps per variant, shorter sequences (about
+    35 s on 2 idle cores)."""
     runs = tmp_path / "runs"
     proc = subprocess.run(
-        [*SLOTHLAB, "experiment", "seed001-medqa", "--tiny", "--set", "max_steps=30",
+        [*SLOTHLAB, "experiment", "seed001-medqa", "--tiny", "--set", "max_steps=60",
          "--set", "max_seq_length=128", "--json", "--runs-dir", str(runs)],
         capture_output=True, text=True, env=slothlab_env(tiny_cache), timeout=1500, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -47,13 +48,13 @@ def test_seed001_in_tiny_mode_shows_what_the_label_fix_is_worth(tmp_path: Path,
     folder = runs / "seed001-medqa-tiny"
     table = json.loads((folder / "experiment.json").read_text(encoding="utf-8"))
     rows = {r["variant"]: r for r in table["rows"]}
-    assert all(r["status"] == "finished" and r["steps"] == 30 for r in rows.values())
+    assert all(r["status"] == "finished" and r["steps"] == 60 for r in rows.values())
     misaligned, aligned = rows["exp003"], rows["exp004"]  # same steps, same learning rate
     assert misaligned["effective"]["misalign_labels"] and not aligned["effective"]["misalign_labels"]
     # Validation labels are aligned for every variant: the misaligned model predicts the wrong
     # token and its loss stays clearly higher; its answers score lower.
-    assert misaligned["val_loss"] > aligned["val_loss"] + 0.25, (misaligned, aligned)
-    for metric in ("rouge2", "bleu"):
+    assert misaligned["val_loss"] > aligned["val_loss"] + 0.5, (misaligned, aligned)
+    for metric in ("rouge1", "rouge2", "bleu", "chrf"):
         assert aligned["metrics"][metric]["finetuned"] > misaligned["metrics"][metric]["finetuned"]
     assert table["primary_metric"] == "rouge2" and table["best"] == "exp004"
     assert [r["base_eval"] for r in rows.values()] == ["computed"] + ["shared from exp001"] * 3
