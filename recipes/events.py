@@ -37,12 +37,17 @@ class Memory:
 class Event:
     type: ClassVar[str] = "event"
     time: float = field(default_factory=time.time, kw_only=True)
+    # Experiments (recipes/experiment.py): the variant a run's events belong to. "" = a plain
+    # run, and then the key is left out of the JSON (runs written before it parse unchanged).
+    variant: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready data. NaN and ±Inf are not JSON: they become null, and the
-        field names (dotted) are listed under ``nonfinite``."""
+        field names (dotted) are listed under ``nonfinite``. ``variant`` is left out when empty."""
         bad: list[str] = []
         data = _finite({"type": self.type, **dataclasses.asdict(self)}, "", bad)
+        if not data["variant"]:
+            del data["variant"]
         if bad:
             data["nonfinite"] = bad
         return data
@@ -191,10 +196,49 @@ class Failed(Event):
     step: int | None = None
 
 
+# -- experiments: several runs of one recipe (recipes/experiment.py) --------------------------
+# The runs' own events carry ``variant``; these three frame them, in the experiment's
+# experiment_events.jsonl and on stdout with `slothlab experiment --json`.
+
+@dataclass
+class ExperimentStarted(Event):
+    type: ClassVar[str] = "experiment_started"
+    experiment: str
+    experiment_dir: str
+    tiny: bool
+    primary_metric: str
+    # One entry per variant, in run order: name, overrides (as written), status.
+    variants: list[dict[str, Any]]
+    command: str = ""  # what runs (and continues) it
+    pid: int = 0
+
+
+@dataclass
+class VariantEnded(Event):
+    """A variant's run ended (or was found finished and skipped); ``row`` is its table row."""
+
+    type: ClassVar[str] = "variant_ended"
+    status: str  # finished | stopped | failed
+    run_dir: str
+    row: dict[str, Any] = field(default_factory=dict)
+    skipped: bool = False  # finished by an earlier invocation: not trained again
+    best: str = ""  # the best variant(s) so far by the primary metric ("a, b" when tied)
+
+
+@dataclass
+class ExperimentEnded(Event):
+    type: ClassVar[str] = "experiment_ended"
+    status: str  # finished | stopped | failed
+    experiment_dir: str
+    report: str  # experiment.md
+    best: str = ""  # the best variant(s) by the primary metric ("" when none has it)
+    resume_command: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (RunStarted, Preflight, Step, Eval, Checkpoint, Metrics, Oom, Finished, Stopped,
-                Failed)
+                Failed, ExperimentStarted, VariantEnded, ExperimentEnded)
 }
 _NESTED = {(Step, "memory"): Memory, (Eval, "samples"): Sample}
 TERMINAL = ("finished", "stopped", "failed")
@@ -237,17 +281,21 @@ def read_events(path: Path) -> list[Event]:
 class EventWriter:
     """Appends events to ``events.jsonl`` (flushed per line) and optionally echoes them."""
 
-    def __init__(self, path: Path | None, *, echo: TextIO | None = None) -> None:
+    def __init__(self, path: Path | None, *, echo: TextIO | None = None,
+                 variant: str = "") -> None:
         self.path = path
         # No path: events reach the listeners only (ranks > 0 of a multi-process run).
         self._fh = open(path, "a", encoding="utf-8") if path is not None else None
         self._echo = echo
         self._listeners: list[Any] = []
+        self.variant = variant  # stamped on every event of an experiment's variant
 
     def subscribe(self, listener: Any) -> None:
         self._listeners.append(listener)
 
     def emit(self, event: Event) -> None:
+        if self.variant and not event.variant:
+            event.variant = self.variant
         line = event.to_json()
         if self._fh is not None:
             self._fh.write(line + "\n")

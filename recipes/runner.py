@@ -55,6 +55,9 @@ class RunOptions:
     stop_at_step: int | None = None  # tests: behave as if Ctrl-C arrived during this step
     cache_dir: Path | None = None
     allow_data_change: bool = False  # resume even though the data differs from the run's
+    variant: str = ""  # an experiment's variant (recipes/experiment.py): tags every event
+    stop: Any = None  # a StopFlag shared with an experiment (one signal stops both); None = own
+    resume_command: str = ""  # what continues a stopped run, when not --resume (an experiment's)
 
 
 def stage_names(recipe: Recipe) -> list[str]:
@@ -86,6 +89,17 @@ def check_sources(recipe: Recipe) -> None:
     if resolve_path(source, base_dirs=[PROJECT_ROOT]) is None:
         ensure_available(source, kind="dataset", field="dataset",
                          local_hint="/path/to/data.jsonl", tiny=recipe.tiny)
+
+
+def check_ablation(recipe: Recipe, options: RunOptions) -> None:
+    """misalign_labels trains a deliberately broken model: only as an experiment's variant,
+    beside the aligned control that shows what the fix is worth."""
+    if recipe.misalign_labels and not options.variant:
+        raise RecipeError(
+            "misalign_labels=true (a teaching ablation: labels shifted one extra position) runs "
+            "only as a variant of an experiment", where="misalign_labels",
+            fix="run it beside its aligned control: slothlab experiment seed001-medqa --tiny; a "
+                "stopped variant continues with its experiment's command (--resume)")
 
 
 def pending(recipe: Recipe, run_dir: Path) -> list[str]:
@@ -212,7 +226,8 @@ def open_run(recipe: Recipe, options: RunOptions,
     run_dir = distributed.from_main(create)
     main = distributed.is_main()  # only rank 0 writes events (and echoes them)
     writer = ev.EventWriter(run_dir / EVENTS_FILE if main else None,
-                            echo=options.echo if main else None)
+                            echo=options.echo if main else None,
+                            variant=options.variant)
     for listener in options.listeners:
         writer.subscribe(listener)
     return run_dir, writer
@@ -239,6 +254,7 @@ def run(recipe: Recipe, options: RunOptions) -> Path:
     Raises SlothlabError on bad input, before anything is written."""
     quiet_libraries()  # before the libraries load: their import-time warnings stay quiet
     check_stages(recipe)
+    check_ablation(recipe, options)
     if recipe.stages:
         from recipes.corpus import parse_ratios
 
@@ -288,7 +304,7 @@ def _run(recipe: Recipe, options: RunOptions, notes: list[str], lock: Any) -> Pa
         from recipes.lock import lock_run
 
         own_lock = lock_run(run_dir)
-    stop = StopFlag()
+    stop = options.stop if options.stop is not None else StopFlag()
     restore_signals = stop.install()
     ctx = RunContext(recipe, options, run_dir, writer, distributed.synced_stop(stop), device,
                      choice, notes=notes, **inputs)
@@ -320,9 +336,9 @@ def _run(recipe: Recipe, options: RunOptions, notes: list[str], lock: Any) -> Pa
 
                     write_report(run_dir, recipe)  # what the finished stages measured
                 found = ctx.checkpoint(name) if not outcome.finished else None
-                again = (f"{distributed.command()} --resume {run_dir}"
-                         if resumable(recipe, run_dir)
-                         else f"{distributed.command()} --recipe {run_dir / RECIPE_FILE}")
+                again = options.resume_command or (
+                    f"{distributed.command()} --resume {run_dir}" if resumable(recipe, run_dir)
+                    else f"{distributed.command()} --recipe {run_dir / RECIPE_FILE}")
                 writer.emit(ev.Stopped(step=outcome.step, checkpoint=str(found) if found else None,
                                        resume_command=again, signal=stop.signal_name))
                 return run_dir

@@ -233,6 +233,11 @@ class Recipe:
     )
     drop_duplicates: bool = knob(False, "Drop rows whose conversation repeats an earlier one.",
                                  group="data")
+    misalign_labels: bool = knob(
+        False, "For teaching: shows what the fix is worth. Shifts the training labels one extra "
+        "position (the bug seed 001 fixed), so the model learns the token after next. Off by "
+        "default; runs only as an experiment variant (slothlab experiment seed001-medqa).",
+        group="data")
     max_chars: int = knob(0, "Drop rows with a message longer than this many characters; 0 = off.",
                           group="data", min=0, max=10_000_000)
     max_examples: int = knob(0, "Use at most N rows (after loading); 0 = all.",

@@ -214,7 +214,7 @@ def test_help_names_the_other_commands(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert all(f"slothlab {name}" in out for name in ("check", "eval", "tui"))
+    assert all(f"slothlab {name}" in out for name in ("check", "eval", "experiment", "tui"))
 
 
 @pytest.mark.parametrize("kind", ["file", "missing-parent"])

@@ -29,6 +29,15 @@ SAMPLES: list[ev.Event] = [
     ev.Finished(step=10, final_loss=1.0, adapter_dir="runs/x/adapter", seconds=3.2),
     ev.Stopped(step=5, checkpoint=None, resume_command="slothlab --resume runs/x"),
     ev.Failed(error="boom", advice="do this", step=None),
+    ev.ExperimentStarted(experiment="seed001-medqa", experiment_dir="runs/seed001-medqa-tiny",
+                         tiny=True, primary_metric="rouge2",
+                         variants=[{"name": "exp001", "overrides": {"max_steps": 908},
+                                    "status": "pending"}],
+                         command="slothlab experiment seed001-medqa --tiny", pid=12),
+    ev.VariantEnded(variant="exp001", status="finished", run_dir="runs/x",
+                    row={"variant": "exp001", "steps": 30}, skipped=True, best="exp001"),
+    ev.ExperimentEnded(status="stopped", experiment_dir="runs/e", report="runs/e/experiment.md",
+                       best="", resume_command="slothlab experiment e --resume"),
 ]
 
 
@@ -88,6 +97,22 @@ def test_events_module_imports_no_torch() -> None:
 def test_json_that_is_not_an_object_is_not_an_event(line: str) -> None:
     with pytest.raises(ValueError):
         ev.parse_event(line)
+
+
+def test_a_variant_tag_is_written_only_when_set(tmp_path: Path) -> None:
+    plain = ev.Checkpoint(step=3, path="p")
+    assert "variant" not in plain.to_dict(), "plain runs' lines stay as they were"
+    writer = ev.EventWriter(tmp_path / "events.jsonl", variant="exp004")
+    writer.emit(ev.Checkpoint(step=3, path="p"))
+    writer.close()
+    [back] = ev.read_events(tmp_path / "events.jsonl")
+    assert back.variant == "exp004" and json.loads(back.to_json())["variant"] == "exp004"
+
+
+def test_a_line_written_before_variants_existed_parses() -> None:
+    old = '{"type":"step","time":1.0,"step":1,"total_steps":2,"epoch":0.5,"loss":2.0,' \
+          '"learning_rate":0.001,"grad_norm":null,"tokens_per_second":10.0,"memory":null}'
+    assert ev.parse_event(old).variant == ""
 
 
 def test_a_writer_without_a_path_notifies_and_writes_nothing(tmp_path: Path) -> None:

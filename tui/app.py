@@ -124,6 +124,7 @@ class SlothlabApp(App):
         self.catalog: list[RecipeEntry] = load_catalog(saved_dir)
         self.live: RunProcess | None = None
         self.live_state: RunState | None = None
+        self.experiment = None  # tui.experiment_process.ExperimentProcess, while one runs
         self._quitting = False
         self._leave_running = False  # quit chosen with "leave it running": no stop on unmount
 
@@ -137,6 +138,8 @@ class SlothlabApp(App):
         the person chose to leave it running."""
         if self.live is not None and self.live.running and not self._leave_running:
             await self.live.terminate()
+        if self.experiment is not None and self.experiment.running:
+            await self.experiment.terminate()
 
     def detect_device(self) -> None:
         """Ask the driver now (a thread, under a second: the panel fills from it) and run the
@@ -432,6 +435,26 @@ class SlothlabApp(App):
             args += ["--checkpoint", "latest"]  # a stopped run; the chat says which one, or why not
         self.push_screen(ChatScreen(run_dir, slothlab=self.slothlab, extra_args=args))
 
+    def start_experiment(self, experiment: str, *, tiny: bool | None = None,
+                         sets: list[str] | None = None, out: Path | None = None,
+                         resume: bool = False, show: bool = True):
+        """Start `slothlab experiment` in a subprocess (one GPU: not beside a run) and show it."""
+        from tui.experiment_process import ExperimentProcess, experiment_command
+
+        if self.run_active or (self.experiment is not None and self.experiment.running):
+            self.notify("a run or experiment is in progress: stop it first", severity="warning")
+            return None
+        argv = experiment_command(experiment, runs_dir=self.runs_dir, sets=sets, out=out,
+                                  tiny=self.tiny if tiny is None else tiny, resume=resume,
+                                  slothlab=self.slothlab)
+        self.experiment = ExperimentProcess([*argv, *self.extra_args], grace=self.stop_grace)
+        self.run_worker(self.experiment.run(), name="experiment", group="experiment")
+        if show:
+            from tui.screens.experiment import ExperimentScreen
+
+            self.push_screen(ExperimentScreen(process=self.experiment))
+        return self.experiment
+
     def show_results(self, state: RunState) -> None:
         from tui.screens.results import ResultsScreen
 
@@ -516,6 +539,12 @@ class SlothlabApp(App):
                                     lambda e=entry: self.start_recipe(e), discover=False)
                 yield SystemCommand(f"Configure {entry.name}", f"Edit {entry.name} before a run",
                                     lambda e=entry: self.configure(e), discover=False)
+        from recipes.experiment_spec import bundled_experiments
+
+        for name in bundled_experiments():
+            yield SystemCommand(f"Experiment {name}", f"Run {name}'s variants, one table "
+                                f"({'tiny mode' if self.tiny else 'tiny mode off'})",
+                                lambda n=name: self.start_experiment(n), discover=False)
         if self.run_active:
             yield SystemCommand("Stop run", "Stop gracefully (a checkpoint once a step has run)",
                                 self.action_stop_run)

@@ -13,6 +13,7 @@
     slothlab chat RUN_DIR [--mode both] [--json]   # talk to the fine-tuned model (and its base)
     slothlab export RUN_DIR --to merged|gguf|ollama [--dtype T]   # use it elsewhere
     slothlab data --recipe demo [-n 3] [--json]  # the data as the model sees it, no training
+    slothlab experiment NAME|FILE [--tiny]     # several runs of a recipe, one comparison table
 
 Start-up imports nothing heavy: torch, transformers and friends load only once a run starts,
 so `slothlab --help` and `--list` answer at once.
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  slothlab eval RUN_DIR        re-run a finished run's before/after evaluation\n"
                "  slothlab chat RUN_DIR        chat with the fine-tuned model, base side by side "
                "(--mode both, --json)\n"
+               "  slothlab experiment NAME     variants of a recipe, one comparison table "
+               "(--tiny, --set, --list)\n"
                "  slothlab export RUN_DIR --to merged|gguf|ollama   merged 16-bit model, GGUF "
                "(llama.cpp) or Ollama model\n"
                "  slothlab data --recipe NAME  preview the data as the model sees it (trained "
@@ -243,7 +246,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = ("chat", "check", "data", "eval", "export", "tui")
+SUBCOMMANDS = ("chat", "check", "data", "eval", "experiment", "export", "tui")
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
@@ -261,6 +264,10 @@ def run_subcommand(name: str, argv: list[str]) -> int:
         from tui.chat_cli import main as chat_main
 
         return chat_main(argv)
+    if name == "experiment":
+        from tui.experiment_cli import main as experiment_main
+
+        return experiment_main(argv)
     if name == "export":
         from tui.export import main as export_main
 

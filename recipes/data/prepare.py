@@ -181,6 +181,11 @@ def prepare(recipe: Recipe, tokenizer: Any, examples: list[Example], skipped: di
             notes.append("tool calls rendered " + ("by the chat template" if renderer.native_tools
                                                    else "as <tool_call> text (the chat template "
                                                         "has no tool support)"))
+    if recipe.misalign_labels:  # teaching ablation, experiments only (recipes/data/ablation.py)
+        from recipes.data.ablation import NOTE, shift_labels_once_more
+
+        train = shift_labels_once_more(train)
+        notes.append(NOTE)
     tasks = [ex.meta.get("task", "") for ex in splits.train]
     stats["task_shares"] = {}
     if any(tasks) and not text:

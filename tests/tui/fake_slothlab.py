@@ -98,6 +98,10 @@ def main(argv: list[str]) -> int:
         from fake_chat import main as chat  # this folder is on sys.path: the script's own
 
         return chat(argv[1:])
+    if argv[:1] == ["experiment"]:
+        from fake_experiment import main as experiment  # the real experiment, scripted runs
+
+        return experiment(argv[1:])
     if argv[:1] == ["export"]:
         from fake_export import main as export_main  # tests/tui/fake_export.py
 

@@ -15,11 +15,13 @@ from textual.widgets import DataTable, Footer, Header
 
 from recipes.errors import SlothlabError
 from recipes.safe_text import safe_text
+from tui.experiments import scan_experiments
 from tui.format import short_path
 from tui.history import RunSummary, delete_run, scan_runs, write_notes
 from tui.runstate import RunState
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
+from tui.widgets.experiment_list import ExperimentList
 from tui.widgets.loss_plot import Curve, LossPlot
 from tui.widgets.runs_table import RunsTable
 
@@ -64,6 +66,7 @@ class HistoryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield ExperimentList()  # one row per experiment (its runs are not listed below)
         yield RunsTable()
         yield LossPlot("loss")
         yield Footer()
@@ -91,6 +94,7 @@ class HistoryScreen(Screen):
 
     def action_rescan(self, only_if_changed: bool = False) -> None:
         runs = scan_runs(self.app.runs_dir)
+        self.query_one(ExperimentList).show(scan_experiments(self.app.runs_dir))
         shown = [(r.name, r.label, r.note, r.state.status, r.state.version) for r in runs]
         if only_if_changed and shown == getattr(self, "_shown", None):
             return
