@@ -130,11 +130,13 @@ class ResultsScreen(Screen):
         message: Text | None = None
         if results.report_error:
             message = Text(results.report_error, style="red")
+        elif not results.report_found and results.metrics:
+            message = Text("figures from the run's events; no evaluation report yet "
+                           "(report.json)", style="italic")
         elif not results.report_found:
             message = Text("no evaluation report yet (report.json)", style="italic")
-            if not results.metrics:
-                message.append("\nthe before/after metrics appear when the evaluation has run",
-                               style="dim")
+            message.append("\nthe before/after metrics appear when the evaluation has run",
+                           style="dim")
         note.update(message or "")
         note.display = message is not None
         self.query_one(AnswersView).show(results.answers)
