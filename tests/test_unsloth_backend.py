@@ -3,7 +3,7 @@
 Every run here happens in a child process: importing unsloth patches TRL and transformers for
 the whole process, which would silently change every later test. Checked: the demo end to end,
 its settings as they really ran, bit-exact resume, agreement with the reference backend on the
-same demo (losses and greedy answers), and each recipe's tiny mode for a few steps.
+same demo (the first steps' losses, base answers, where both end), and each recipe's tiny mode for a few steps.
 """
 
 from __future__ import annotations
@@ -21,8 +21,15 @@ from tests.helpers import slothlab_env
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 # fp32 on both backends, same data order and seed. Unsloth's CPU backend computes the loss with
-# a chunked cross-entropy (the reference: the model's own), so the sums differ in the last bits.
-LOSS_RTOL = 1e-4
+# a chunked cross-entropy (the reference: the model's own), so the sums differ in the last bits:
+# ~1e-7 at step 1. 8-bit optimizer states round those differences to whole quantisation steps
+# now and then, so the two trajectories drift apart slowly (measured on the 300-step demo: under
+# 5e-5 to step 55, up to 2.3e-2 on single steps near the end) while ending equally well
+# (eval loss 1.567 vs 1.577, ROUGE-L 0.70 vs 0.68).
+FIRST_STEP_RTOL = 1e-6
+EARLY_STEPS, EARLY_RTOL = 50, 1e-4
+END_EVAL_LOSS_RTOL = 0.03
+END_ROUGE_ATOL = 0.05
 
 
 def events(run_dir: Path) -> list[ev.Event]:
@@ -89,12 +96,23 @@ def test_backends_agree_on_the_demo(unsloth_demo: Path, demo_run) -> None:
     ref = {s.step: s.loss for s in of_type(reference, "step")}
     fast = {s.step: s.loss for s in of_type(unsloth_demo, "step")}
     assert sorted(ref) == sorted(fast)
-    worst = max(abs(fast[s] - ref[s]) / abs(ref[s]) for s in ref)
-    assert worst <= LOSS_RTOL, f"losses differ by up to {worst:.2e}"
-    answers = [json.loads((run / "report.json").read_text(encoding="utf-8"))["samples"]
-               for run in (reference, unsloth_demo)]
-    assert [s["finetuned"] for s in answers[0]] == [s["finetuned"] for s in answers[1]]
-    assert [s["base"] for s in answers[0]] == [s["base"] for s in answers[1]]
+    first = abs(fast[1] - ref[1]) / ref[1]
+    assert first <= FIRST_STEP_RTOL, f"same weights, same batch: step 1 differs by {first:.2e}"
+    early = max(abs(fast[s] - ref[s]) / abs(ref[s]) for s in ref if s <= EARLY_STEPS)
+    assert early <= EARLY_RTOL, f"steps 1-{EARLY_STEPS} differ by up to {early:.2e}"
+
+
+def test_backends_end_equally_well_on_the_demo(unsloth_demo: Path, demo_run) -> None:
+    reports = [json.loads((run / "report.json").read_text(encoding="utf-8"))
+               for run in (demo_run[0], unsloth_demo)]
+    ref, fast = (r["metrics"] for r in reports)
+    # the base model (adapter off) is the same model on both: its answers and loss are equal
+    assert [s["base"] for s in reports[0]["samples"]] == [s["base"] for s in reports[1]["samples"]]
+    assert fast["eval_loss"]["base"] == pytest.approx(ref["eval_loss"]["base"], rel=1e-6)
+    end = abs(fast["eval_loss"]["finetuned"] - ref["eval_loss"]["finetuned"])
+    assert end <= END_EVAL_LOSS_RTOL * ref["eval_loss"]["finetuned"], f"eval loss differs by {end}"
+    gap = abs(fast["rougeL"]["finetuned"] - ref["rougeL"]["finetuned"])
+    assert gap <= END_ROUGE_ATOL, f"fine-tuned ROUGE-L differs by {gap:.3f}"
 
 
 def test_resume_through_unsloth_is_bit_exact(tmp_path: Path) -> None:
