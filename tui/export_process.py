@@ -36,15 +36,25 @@ class ExportProcess:
         self.grace = grace
         self.stderr: collections.deque[str] = collections.deque(maxlen=20)
         self.proc: asyncio.subprocess.Process | None = None
+        self._escalation: asyncio.TimerHandle | None = None
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
     def stop(self) -> None:
+        """SIGINT now; SIGKILL for the whole group if it still runs after the grace period (a
+        child stuck in native code, or one that inherited an ignored SIGINT, never hangs the UI)."""
         if self.running:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+            if self._escalation is None:
+                self._escalation = asyncio.get_running_loop().call_later(
+                    self.grace, self._kill_if_running)
+
+    def _kill_if_running(self) -> None:
+        if self.running:
+            self._kill()
 
     async def run(self) -> int:
         try:
@@ -60,6 +70,8 @@ class ExportProcess:
             return await self.proc.wait()
         finally:
             await self._ensure_dead()
+            if self._escalation is not None:
+                self._escalation.cancel()
 
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

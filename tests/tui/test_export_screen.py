@@ -124,3 +124,23 @@ def test_the_export_screen_never_imports_torch() -> None:
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, "
             "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+async def test_an_export_that_ignores_sigint_is_killed_after_the_grace_period() -> None:
+    """A stop never hangs the screen: SIGINT first, SIGKILL of the group after the grace."""
+    import asyncio
+    import time
+
+    from tui.export_process import ExportProcess
+
+    script = ("import json, signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+              "print(json.dumps({'type': 'export_started'}), flush=True); time.sleep(60)")
+    started = asyncio.Event()
+    process = ExportProcess([sys.executable, "-c", script], lambda m: started.set(), grace=0.5)
+    task = asyncio.create_task(process.run())
+    await asyncio.wait_for(started.wait(), 30)
+    began = time.monotonic()
+    process.stop()
+    code = await asyncio.wait_for(task, 30)
+    assert code == -9, "killed, not exited"
+    assert time.monotonic() - began < 10, "the kill came after the grace period, not the sleep"
