@@ -22,6 +22,7 @@ from typing import Any
 from recipes import events as ev
 from recipes.errors import RunDirError
 from recipes.experiment_spec import Variant
+from recipes.host import slothlab_alive
 from recipes.lock import LOCK_FILE, holder
 from recipes.rundir import EVENTS_FILE, check_run_dir
 from recipes.schema import Recipe
@@ -84,26 +85,7 @@ def _held(folder: Path, pid: int) -> int:
     ``pid`` when that process still runs."""
     if (folder / LOCK_FILE).exists():
         return holder(folder) or 0
-    return pid if _alive(pid) else 0
-
-
-def _alive(pid: int) -> bool:
-    """Whether the process that wrote ``pid`` still runs it (a reused pid is not slothlab)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-    return any(mark in cmdline for mark in (b"slothlab", b"tui.cli", b"tui/cli"))
+    return pid if slothlab_alive(pid) else 0
 
 
 def experiment_status(folder: Path) -> tuple[str, int]:

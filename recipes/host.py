@@ -76,3 +76,23 @@ def quiet_libraries() -> None:
         datasets.disable_progress_bars()
     except ImportError:
         pass
+
+
+def slothlab_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live slothlab process (a run's or an experiment's; they write their
+    pid). A reused pid that now belongs to another program is not."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return any(mark in cmdline for mark in (b"slothlab", b"tui.cli", b"tui/cli"))

@@ -17,13 +17,13 @@ peak is the run's, over every segment; the phase shown while starting is the seg
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from recipes import events as ev
+from recipes.host import slothlab_alive
 from recipes.lock import LOCK_FILE, holder
 from recipes.rundir import EVENTS_FILE, recipe_stages, resume_point
 from tui import format as fmt
@@ -406,16 +406,4 @@ class RunState:
 
 def pid_alive(pid: int) -> bool:
     """Whether a run's training process still runs (it wrote its pid in run_started)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a reused pid: make sure it is a slothlab process
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-    return b"slothlab" in cmdline or b"tui.cli" in cmdline or b"tui/cli" in cmdline
+    return slothlab_alive(pid)

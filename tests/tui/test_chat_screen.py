@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tests.tui.test_screens import until
 from tui.runstate import RunState
 from tui.screens.chat import ChatScreen
 from tui.screens.eval_prompts import EvalPromptsScreen
@@ -20,13 +18,6 @@ from tui.widgets.runs_table import RunsTable
 SIZE = (120, 40)
 
 
-async def until(pilot: Pilot, check: Callable[[], object], timeout: float = 15.0,
-                what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await pilot.pause(0.05)
 
 
 def pane_text(screen: ChatScreen, mode: str) -> str:

@@ -6,23 +6,16 @@ a fixed preview naming the dataset it was asked about (FAKE_DATA=error: a refusa
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from textual.widgets import Input, Static
 
+from tests.tui.test_screens import until
 from tui.screens.configure import ConfigureScreen
 from tui.widgets.data_preview import DataPreview, preview_text
 
 SIZE = (120, 40)
 
 
-async def until(pilot, check, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await pilot.pause(0.05)
 
 
 def shown(screen: ConfigureScreen) -> str:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-
-from textual.pilot import Pilot
 
 from recipes import events as ev
 from recipes.experiment import ExperimentOptions, open_experiment
@@ -18,6 +14,7 @@ from recipes.experiment_dir import EXPERIMENT_EVENTS
 from recipes.experiment_report import write_experiment_report
 from recipes.experiment_spec import load_experiment
 from tests.tui.conftest import write_run
+from tests.tui.test_screens import until
 from tui.screens.experiment import ExperimentScreen
 from tui.screens.run import RunScreen
 from tui.widgets.experiment_list import ExperimentList
@@ -41,13 +38,6 @@ def shown(app) -> bool:
     return isinstance(app.screen, ExperimentScreen) and bool(app.screen.query(ExperimentTable))
 
 
-async def until(pilot: Pilot, check: Callable[[], object], timeout: float = 20.0,
-                what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what or check}")
-        await pilot.pause(0.05)
 
 
 def experiment_file() -> Path:

@@ -64,7 +64,7 @@ async def test_export_to_ollama_shows_progress_and_the_next_command(make_app, pa
         await until(pilot, lambda: 0 < bar.progress < bar.total, what="progress under way")
         assert bar.content_region.height == 1, "the bar has a row to draw in"
         assert "convert" in text_of(screen.query_one("#export-stage"))
-        await until(pilot, lambda: screen.outcome is not None, timeout=20)
+        await until(pilot, lambda: screen.outcome is not None, timeout=45)
         await until(pilot, lambda: not screen.running)
         result = text_of(screen.query_one("#export-result"))
         assert "exported" in result and "demo-q8_0.gguf" in result
@@ -113,7 +113,7 @@ async def test_esc_stops_a_running_export(make_app, past_runs, monkeypatch) -> N
         bar = screen.query_one("#export-bar", ProgressBar)
         await until(pilot, lambda: bar.progress >= 1, what="the export started")
         await pilot.press("escape")
-        await until(pilot, lambda: not screen.running, timeout=20)
+        await until(pilot, lambda: not screen.running, timeout=45)
         assert "stopped: nothing was written" in text_of(screen.query_one("#export-stage"))
         assert not (run_dir / "export").exists()
         assert isinstance(app.screen, ExportScreen), "the first Esc stops, it does not close"

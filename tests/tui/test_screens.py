@@ -39,12 +39,15 @@ from tui.widgets.runs_table import RunsTable
 SIZE = (120, 40)
 
 
-async def until(pilot: Pilot, check: Callable[[], object], timeout: float = 15.0,
-                what: str = "") -> None:
+async def until(pilot: Pilot, check: Callable[[], object], timeout: float = 45.0,
+                what: object = "") -> None:
+    """Wait for ``check()``; ``what`` (or a callable giving it) names it if the time runs out.
+    The timeout is a failure deadline, not a speed limit: a busy 2-core CI machine needs room."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out waiting for {said or check}")
         await pilot.pause(0.05)
 
 
