@@ -1,19 +1,19 @@
 """Stop signals: the first Ctrl-C, SIGTERM or SIGHUP ends the run cleanly, a second one at once.
 
     stop = StopFlag()
-    restore = stop.install()         # SIGINT and SIGTERM; SIGHUP when the run has a terminal
+    restore = stop.install()         # SIGINT, SIGTERM, and SIGHUP unless nohup ignores it
     ... the trainer checks stop.requested at the end of every step ...
     restore()
 
 SIGTERM is what `timeout`, `docker stop`, systemd and Slurm preemption send; SIGHUP is what a
-closed terminal sends (a run started by the TUI has no terminal and never gets it). Each asks
+closed terminal or a dropped SSH session sends (a run started by the TUI is in a session of its
+own and never gets it; under `nohup` it stays ignored, as the user asked). Each asks
 for the same clean stop as Ctrl-C: the current step ends, a checkpoint is saved, the run is
 marked stopped, and the process exits with 128 + the signal number.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -38,7 +38,7 @@ class StopFlag:
                   f"saved); send it again to stop at once", file=sys.stderr, flush=True)
 
         wanted = [signal.SIGINT, signal.SIGTERM]
-        if any(os.isatty(fd) for fd in (0, 1, 2)):
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # nohup: leave it ignored
             wanted.append(signal.SIGHUP)
         previous = {sig: signal.signal(sig, handler) for sig in wanted}
 

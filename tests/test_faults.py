@@ -179,7 +179,9 @@ def test_non_finite_numbers_never_reach_events_jsonl_as_bare_nan():
 # -- signals ---------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_sigterm_stops_with_a_checkpoint_exit_143_and_resumes(tmp_path, tiny_cache):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # a job scheduler; a dropped SSH
+def test_sigterm_or_sighup_stops_with_a_checkpoint_exit_128_n_and_resumes(tmp_path, tiny_cache,
+                                                                          sig):
     runs = tmp_path / "runs"
     proc = subprocess.Popen([*SLOTHLAB, "--recipe", "demo", "--json", "--set", "max_steps=30",
                              "--set", "save_steps=1000", "--set", "eval_steps=0",
@@ -189,15 +191,15 @@ def test_sigterm_stops_with_a_checkpoint_exit_143_and_resumes(tmp_path, tiny_cac
     try:
         for line in proc.stdout:
             if json.loads(line)["type"] == "step":
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(sig)
                 break
         rest = proc.stdout.read()
         code = proc.wait(timeout=300)
     finally:
         proc.kill()
     last = ev.parse_event(rest.strip().splitlines()[-1])
-    assert code == 143, proc.stderr.read()[-2000:]
-    assert last.type == "stopped" and last.signal == "SIGTERM" and Path(last.checkpoint).is_dir()
+    assert code == 128 + sig, proc.stderr.read()[-2000:]
+    assert last.type == "stopped" and last.signal == sig.name and Path(last.checkpoint).is_dir()
     [run_dir] = list(runs.iterdir())
     resume(run_dir, tiny_cache)
     assert events(run_dir)[-1].type == "finished" and max(losses(run_dir)) == 30
@@ -344,3 +346,15 @@ def test_a_stale_lock_of_a_dead_process_does_not_block(tmp_path):
             lock_run(tmp_path)
     finally:
         handle.close()
+
+
+def test_under_nohup_sighup_stays_ignored():
+    from recipes.signals import StopFlag
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        restore = StopFlag().install()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, "nohup asked for it ignored"
+        restore()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
