@@ -145,12 +145,12 @@ class SlothlabApp(App):
         """Ask the driver now (a thread, under a second: the panel fills from it) and run the
         full check (a subprocess importing torch, tens of seconds) after the next paint."""
         self.device = DeviceInfo()
-        self.run_worker(self._detect_driver(), name="driver", group="driver", exclusive=True)
+        self.run_worker(self._detect_driver, name="driver", group="driver", exclusive=True)
         self.call_after_refresh(self._start_full_check)
 
     def _start_full_check(self) -> None:
         self.device = replace(self.device, checking=True, raw={}, error="")
-        self.run_worker(self._detect(), name="device", group="device", exclusive=True)
+        self.run_worker(self._detect, name="device", group="device", exclusive=True)
 
     async def _detect_driver(self) -> None:
         try:

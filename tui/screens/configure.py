@@ -172,7 +172,7 @@ class ConfigureScreen(Screen):
         self._fit_timer = self.set_timer(0.15, self._estimate)
 
     def _estimate(self) -> None:
-        self.run_worker(self._estimate_work(), group="fit", exclusive=True)
+        self.run_worker(self._estimate_work, group="fit", exclusive=True)
 
     async def _estimate_work(self) -> None:
         vram, source = self.app.card_gib()

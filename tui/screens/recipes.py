@@ -103,7 +103,8 @@ class RecipesScreen(Screen):
 
     def refresh_table(self) -> None:
         self._show_table()
-        self.run_worker(self._estimate_all(), group="fits", exclusive=True)
+        self.run_worker(self._estimate_all, group="fits", exclusive=True)  # a callable: a
+        # worker cancelled before it starts leaves no un-awaited coroutine behind
 
     def _show_table(self) -> None:
         _, source = self.app.card_gib()
