@@ -100,7 +100,9 @@ def primary_metric(experiment: Experiment) -> str:
 
 def mark_best(rows: list[dict[str, Any]], metric: str) -> str:
     """Marks the finished variant(s) with the best fine-tuned ``metric`` and returns their
-    names ("a, b" for a tie: every tied one is marked, none is picked by its position)."""
+    names ("a, b" for a tie: every tied one is marked, none is picked by its position). When
+    every variant ties (all at ROUGE-2 0 after a few tiny steps) none is marked: a star on all
+    of them would say nothing."""
     lower = metric in LOWER_IS_BETTER
     scored = [(r["metrics"][metric]["finetuned"], r) for r in rows
               if r["status"] == "finished" and r["metrics"].get(metric, {}).get("finetuned")
@@ -109,6 +111,8 @@ def mark_best(rows: list[dict[str, Any]], metric: str) -> str:
         return ""
     best = (min if lower else max)(value for value, _ in scored)
     winners = [r for value, r in scored if value == best]
+    if len(winners) == len(scored) > 1:
+        return ""
     for row in winners:
         row["best"] = True
     return ", ".join(r["variant"] for r in winners)

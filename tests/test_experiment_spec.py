@@ -180,3 +180,6 @@ def test_the_best_variant_is_marked_by_the_primary_metric_and_ties_are_all_marke
     tied = [row("a", rougeL=0.2), row("b", rougeL=0.2), row("c", rougeL=0.1)]
     assert mark_best(tied, "rougeL") == "a, b" and [r["best"] for r in tied] == [True, True, False]
     assert mark_best([row("a")], "rouge2") == "", "no variant has the metric: none is marked"
+    all_tied = [dict(r, best=False) for r in tied[:2]]
+    assert mark_best(all_tied, "rougeL") == "" and not any(r["best"] for r in all_tied), \
+        "every variant ties: none is best"

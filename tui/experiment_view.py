@@ -186,8 +186,10 @@ class ExperimentRenderer:
             self.live.stop()
             self.console.line()
         style = {"finished": "bold green", "stopped": "bold yellow"}.get(e.status, "bold red")
-        self._print(f"[{style}]experiment {e.status}[/]"
-                    + (f" · best: [bold]{e.best}[/] by {self.metric}" if e.best else ""))
+        finished = sum(row.get("status") == "finished" for row in self.rows.values())
+        verdict = (f" · best: [bold]{e.best}[/] by {self.metric}" if e.best else
+                   f" · no variant is ahead by {self.metric}" if finished > 1 else "")
+        self._print(f"[{style}]experiment {e.status}[/]{verdict}")
         self._print(f"  table    {e.report}")
         if e.resume_command:
             self._print(f"  continue with: {e.resume_command}")
