@@ -3,7 +3,8 @@
 Every run here happens in a child process: importing unsloth patches TRL and transformers for
 the whole process, which would silently change every later test. Checked: the demo end to end,
 its settings as they really ran, bit-exact resume, agreement with the reference backend on the
-same demo (the first steps' losses, base answers, where both end), and each recipe's tiny mode for a few steps.
+same demo (the first steps' losses, the base answers, where both end), and each recipe's tiny
+mode for a few steps.
 """
 
 from __future__ import annotations

@@ -18,8 +18,6 @@ from tui.widgets.runs_table import RunsTable
 SIZE = (120, 40)
 
 
-
-
 def pane_text(screen: ChatScreen, mode: str) -> str:
     pane = screen.query_one(f"#pane-{mode}", ChatPane)
     return "\n".join(str(child.render()) for child in pane.children)

@@ -16,8 +16,6 @@ from tui.widgets.data_preview import DataPreview, preview_text
 SIZE = (120, 40)
 
 
-
-
 def shown(screen: ConfigureScreen) -> str:
     return str(screen.query_one(DataPreview).query_one("#preview-body", Static).render())
 

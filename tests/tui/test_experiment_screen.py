@@ -38,8 +38,6 @@ def shown(app) -> bool:
     return isinstance(app.screen, ExperimentScreen) and bool(app.screen.query(ExperimentTable))
 
 
-
-
 def experiment_file() -> Path:
     path = Path("lr-sweep.yaml")
     path.write_text(EXPERIMENT, encoding="utf-8")

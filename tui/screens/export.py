@@ -91,6 +91,7 @@ class ExportScreen(ModalScreen[None]):
         self.slothlab = slothlab
         self.process: ExportProcess | None = None
         self.outcome: dict | None = None
+        self.stopping = False  # Esc asked the running export to stop
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -133,7 +134,7 @@ class ExportScreen(ModalScreen[None]):
             return
         target = str(self.query_one("#target", Select).value)
         dtype = str(self.query_one("#dtype", Select).value)
-        self.outcome = None
+        self.outcome, self.stopping = None, False
         self.query_one("#export-result", Static).update("")
         self._stage(f"starting slothlab export --to {target} --dtype {dtype} …")
         self.query_one("#export-bar", ProgressBar).update(total=1, progress=0)
@@ -175,6 +176,9 @@ class ExportScreen(ModalScreen[None]):
             result.update(text)
         elif code == 130:
             self._stage("stopped: nothing was written")
+        elif self.stopping and code < 0:  # it did not answer SIGINT in time: killed
+            self._stage("stopped: the export did not answer and was killed; a partial folder "
+                        f"may be left under {self.run_dir / 'export'}")
         elif outcome.get("type") == "export_failed":
             text = Text(outcome.get("what", "failed"), style="bold red")
             if outcome.get("where"):
@@ -195,6 +199,7 @@ class ExportScreen(ModalScreen[None]):
     def action_close(self) -> None:
         if self.running:
             self._stage("stopping (the export removes what it had written) …")
+            self.stopping = True
             self.process.stop()  # type: ignore[union-attr]
             return
         self.dismiss(None)
