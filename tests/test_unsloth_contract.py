@@ -25,7 +25,7 @@ import pytest
 
 from recipes.backends import select_backend
 from recipes.errors import BackendError
-from recipes.schema import Recipe, load_recipe
+from recipes.schema import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("from_pretrained", "get_peft_model", "for_inference", "for_training")
@@ -292,14 +292,18 @@ def test_a_real_import_failure_is_caught(tmp_path: Path):
 
 @pytest.mark.gpu
 def test_unsloth_backend_trains_a_few_steps(tmp_path):
-    from recipes.runner import RunOptions, run
+    """In a child process: importing unsloth patches TRL for the whole process (conftest)."""
+    from tests.helpers import slothlab_env
 
-    recipe = load_recipe(ROOT / "recipes/configs/demo.yaml",
-                         overrides=["max_steps=3", "logging_steps=1", "eval_steps=0",
-                                    "save_steps=3",
-                                    "eval_samples=2", "eval_prompts=1", "max_new_tokens=4"])
-    run_dir = run(recipe, RunOptions(backend="unsloth", runs_root=tmp_path / "runs",
-                                     cache_dir=tmp_path / "cache"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--recipe", "demo", "--backend", "unsloth",
+         "--runs-dir", str(tmp_path / "runs"), "--set", "max_steps=3", "--set", "logging_steps=1",
+         "--set", "eval_steps=0", "--set", "save_steps=3", "--set", "eval_samples=2",
+         "--set", "eval_prompts=1", "--set", "max_new_tokens=4"],
+        capture_output=True, text=True, env=slothlab_env(tmp_path / "cache"), timeout=900,
+        cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").iterdir()
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     started = next(e for e in events if e["type"] == "run_started")
     assert started["backend"] == "unsloth"
