@@ -20,6 +20,7 @@ from recipes import events as ev
 from recipes import experiment_dir as xp
 from recipes.experiment_dir import REPORT_JSON
 from recipes.experiment_spec import Experiment, Variant, describe_overrides
+from recipes.numbers import change, metric_value, relative
 from recipes.report import LABELS, LOWER_IS_BETTER, stage_curves
 from recipes.rundir import EVENTS_FILE, write_json
 
@@ -182,18 +183,6 @@ def plot_losses(folder: Path, experiment: Experiment, rows: list[dict[str, Any]]
 
 # ------------------------------------------------------------------------------ markdown
 
-def fmt(value: float | None, name: str = "") -> str:
-    """4 decimals; 2 for scores on a 0-100 scale (BLEU, chrF) and perplexities."""
-    if value is None:
-        return "–"
-    wide = name in ("bleu", "chrf", "perplexity") or name.startswith("chrf/")
-    return f"{value:.2f}" if wide else f"{value:.4f}"
-
-
-def relative(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:+.1f}%"
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -220,8 +209,8 @@ def label(name: str) -> str:
 def _metric_cell(metric: dict[str, Any] | None, name: str) -> str:
     if not metric or metric.get("finetuned") is None:
         return "–"
-    change = "–" if metric.get("change") is None else f"{metric['change']:+.4f}"
-    return f"{fmt(metric['finetuned'], name)} ({change}, {relative(metric.get('relative'))})"
+    return (f"{metric_value(metric['finetuned'], name)} ({change(metric.get('change'))}, "
+            f"{relative(metric.get('relative'))})")
 
 
 def _bases(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -259,14 +248,14 @@ def render_markdown(table: dict[str, Any], plotted: bool) -> str:
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         m = row["metrics"].get(metric) or {}
-        change = "–" if m.get("change") is None else f"{m['change']:+.4f}"
         steps = str(row["steps"]) if row["status"] == "finished" else \
             f"{row['steps']}/{row['total_steps'] or '?'}"
         lines.append(
             f"| {'★ ' if row['best'] else ''}{row['variant']} | "
             f"{describe_overrides(row['effective'])} | {row['status']} | {steps} | "
-            f"{fmt(row['train_loss'])} | {fmt(row['val_loss'])} | "
-            f"{fmt(m.get('finetuned'), metric)} | {change} | {relative(m.get('relative'))} | "
+            f"{metric_value(row['train_loss'])} | {metric_value(row['val_loss'])} | "
+            f"{metric_value(m.get('finetuned'), metric)} | {change(m.get('change'))} | "
+            f"{relative(m.get('relative'))} | "
             f"{duration(row['wall_seconds'])} | {memory(row)} |")
     names = list(dict.fromkeys(n for r in rows for n in r["metrics"]))
     if names:
@@ -277,7 +266,7 @@ def render_markdown(table: dict[str, Any], plotted: bool) -> str:
                   "| | " + " | ".join(label(n) for n in names) + " |",
                   "|---|" + "---|" * len(names)]
         for name, values in _bases(rows):
-            lines.append(f"| {name} | " + " | ".join(fmt(values.get(n), n) for n in names)
+            lines.append(f"| {name} | " + " | ".join(metric_value(values.get(n), n) for n in names)
                          + " |")
         for row in rows:
             if row["metrics"]:

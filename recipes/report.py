@@ -14,6 +14,7 @@ from typing import Any
 from recipes import distributed
 from recipes import events as ev
 from recipes import metrics as M
+from recipes.numbers import change, metric_value, relative
 from recipes.rundir import ADAPTER, EVENTS_FILE, read_done, stage_folder, write_json
 from recipes.safe_text import safe_text
 from recipes.schema import Recipe
@@ -168,21 +169,6 @@ def write_report(run_dir: Path, recipe: Recipe) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------- markdown
 
-def _fmt(value: float | None, name: str = "") -> str:
-    """4 decimals; 2 for scores on a 0-100 scale (BLEU, chrF) and perplexities."""
-    if value is None:
-        return "–"
-    return f"{value:.2f}" if name in ("bleu", "chrf", "perplexity") else f"{value:.4f}"
-
-
-def _pct(relative: float | None) -> str:
-    return "–" if relative is None else f"{relative * 100:+.1f}%"
-
-
-def _change(row: dict[str, Any]) -> str:
-    return "–" if row["change"] is None else f"{row['change']:+.4f}"
-
-
 def _cell(text: str, limit: int = 400) -> str:
     """Text for a markdown table cell: control characters shown as escapes (model output may
     hold them), <mask> and other markers shown, not read as HTML."""
@@ -227,7 +213,7 @@ def _settings_md(summary: dict[str, Any]) -> list[str]:
     lines = ["What ran (read from the live model and trainer):", "", "| Setting | Value |",
              "|---|---|"]
     lines += [f"| {name} | {_cell(value)} |" for name, value in settings.items()]
-    lines += [""] + [f"- changed: {_cell(change)}" for change in summary.get("changes", [])]
+    lines += [""] + [f"- changed: {_cell(note)}" for note in summary.get("changes", [])]
     return lines + ([""] if summary.get("changes") else [])
 
 
@@ -257,14 +243,14 @@ def _pretrain_md(pre: dict[str, Any], report: dict[str, Any], plot: str | None) 
              f"token, all parameters, {pre['optimizer']} at {pre['learning_rate']:g}; "
              f"{pre['train_tokens']:,} tokens in {pre['blocks']} blocks of {pre['block_size']}.",
              "", "| | Value |", "|---|---|", f"| Steps | {pre['steps']} |",
-             f"| Train loss (first → last) | {_fmt(pre.get('train_loss_first'))} → "
-             f"{_fmt(pre.get('train_loss_last'))} |",
-             f"| Eval loss | {_fmt(pre['eval_loss'])} |",
-             f"| Eval perplexity | {_fmt(pre['perplexity'], 'perplexity')} |", "",
+             f"| Train loss (first → last) | {metric_value(pre.get('train_loss_first'))} → "
+             f"{metric_value(pre.get('train_loss_last'))} |",
+             f"| Eval loss | {metric_value(pre['eval_loss'])} |",
+             f"| Eval perplexity | {metric_value(pre['perplexity'], 'perplexity')} |", "",
              *_settings_md(pre)]
     if pre["eval_loss_by_language"]:
         lines += ["| Language | Eval loss | Perplexity |", "|---|---|---|"]
-        lines += [f"| {LANG_NAMES.get(lang, lang)} | {_fmt(loss)} | "
+        lines += [f"| {LANG_NAMES.get(lang, lang)} | {metric_value(loss)} | "
                   f"{pre['perplexity_by_language'][lang]:.2f} |"
                   for lang, loss in pre["eval_loss_by_language"].items()]
         lines.append("")
@@ -294,17 +280,17 @@ def _finetune_md(fine: dict[str, Any], report: dict[str, Any], plot: str | None)
                   f"{table['eval_set']['max_new_tokens']} new tokens.", "",
                   "| Metric | Base | Fine-tuned | Change | Relative |", "|---|---|---|---|---|"]
         for name, row in table["metrics"].items():
-            lines.append(f"| {LABELS.get(name, name)} | {_fmt(row['base'], name)} | "
-                         f"{_fmt(row['finetuned'], name)} | {_change(row)} | "
-                         f"{_pct(row['relative'])} |")
+            lines.append(f"| {LABELS.get(name, name)} | {metric_value(row['base'], name)} | "
+                         f"{metric_value(row['finetuned'], name)} | {change(row['change'])} | "
+                         f"{relative(row['relative'])} |")
         if "perplexity" in table["metrics"] or "eval_loss" in table["metrics"]:
             lines += ["", "Eval loss and perplexity: lower is better."]
         lines.append("")
     if fine.get("tasks"):
         lines += ["| Task | Metric | Base | Fine-tuned | Change |", "|---|---|---|---|---|"]
         for task, scores in fine["tasks"].items():
-            lines += [f"| {task} | {LABELS.get(name, name)} | {_fmt(row['base'], name)} | "
-                      f"{_fmt(row['finetuned'], name)} | {_change(row)} |"
+            lines += [f"| {task} | {LABELS.get(name, name)} | {metric_value(row['base'], name)} | "
+                      f"{metric_value(row['finetuned'], name)} | {change(row['change'])} |"
                       for name, row in scores["metrics"].items()]
         lines.append("")
     if table:

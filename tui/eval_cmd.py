@@ -19,12 +19,8 @@ from recipes.errors import SlothlabError
 def metrics_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
+    from recipes.numbers import change, metric_value, relative
     from recipes.report import LABELS
-
-    def fmt(value: float | None, name: str) -> str:
-        if value is None:
-            return "–"
-        return f"{value:.2f}" if name in ("bleu", "chrf", "perplexity") else f"{value:.4f}"
 
     table = Table(title=f"{report['recipe']}: base vs fine-tuned "
                         f"({report['eval_set']['size']} held-out examples)", title_justify="left")
@@ -34,10 +30,10 @@ def metrics_table(report: dict[str, Any]) -> Any:
         better = row["change"] is not None and (
             row["change"] < 0 if row["lower_is_better"] else row["change"] > 0)
         style = "green" if better else ("red" if row["change"] else "")
-        change = "–" if row["change"] is None else f"{row['change']:+.4f}"
-        relative = "–" if row["relative"] is None else f"{row['relative'] * 100:+.1f}%"
-        table.add_row(LABELS.get(name, name), fmt(row["base"], name), fmt(row["finetuned"], name),
-                      f"[{style}]{change}[/]" if style else change, relative)
+        moved = change(row["change"])
+        table.add_row(LABELS.get(name, name), metric_value(row["base"], name),
+                      metric_value(row["finetuned"], name),
+                      f"[{style}]{moved}[/]" if style else moved, relative(row["relative"]))
     return table
 
 

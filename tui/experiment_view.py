@@ -16,16 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from recipes import events as ev
+from recipes.numbers import change as format_change
+from recipes.numbers import metric_value, relative
 
 STATUS_STYLE = {"finished": "green", "running": "cyan", "stopped": "yellow", "failed": "red",
                 "pending": "dim", "interrupted": "yellow", "starting": "cyan"}
-
-
-def number(value: float | None, name: str = "") -> str:
-    if value is None:
-        return "–"
-    wide = name in ("bleu", "chrf", "perplexity") or name.startswith("chrf/")
-    return f"{value:.2f}" if wide else f"{value:.4f}"
 
 
 def seconds(value: float | None) -> str:
@@ -56,7 +51,7 @@ def row_cells(row: dict[str, Any], metric: str, lower_is_better: bool = False) -
     m = (row.get("metrics") or {}).get(metric) or {}
     change = m.get("change")
     better = change is not None and (change < 0 if lower_is_better else change > 0)
-    relative = "" if m.get("relative") is None else f" {m['relative'] * 100:+.1f}%"
+    moved = "" if m.get("relative") is None else f" {relative(m['relative'])}"
     status = row.get("status", "pending")
     total = row.get("total_steps")
     steps = str(row.get("steps") or 0) if status == "finished" else \
@@ -67,10 +62,10 @@ def row_cells(row: dict[str, Any], metric: str, lower_is_better: bool = False) -
         Text(("★ " if row.get("best") else "") + row["variant"],
              style="bold" if row.get("best") else ""),
         Text(changes(row)), Text(status, style=STATUS_STYLE.get(status, "")),
-        Text(steps, **right), Text(number(row.get("train_loss")), **right),
-        Text(number(row.get("val_loss")), **right),
-        Text(number(m.get("finetuned"), metric), **right),
-        Text("–" if change is None else f"{change:+.4f}{relative}",
+        Text(steps, **right), Text(metric_value(row.get("train_loss")), **right),
+        Text(metric_value(row.get("val_loss")), **right),
+        Text(metric_value(m.get("finetuned"), metric), **right),
+        Text("–" if change is None else f"{format_change(change)}{moved}",
              style="green" if better else "red" if change else "", **right),
         Text(seconds(row.get("wall_seconds")), **right),
         Text("–" if memory is None else f"{memory / 1024:.2f}G", **right)]
