@@ -15,12 +15,11 @@ import collections
 import contextlib
 import json
 import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui.child_output import forward_messages, forward_stderr
+from tui.child_output import forward_messages, forward_stderr, kill_group, wait_or_kill
 from tui.runner import LINE_LIMIT, SLOTHLAB
 
 CLOSE_GRACE_SECONDS = 3.0
@@ -89,16 +88,8 @@ class ChatProcess:
         with contextlib.suppress(OSError, RuntimeError):
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), self.grace)
-        except TimeoutError:
-            self.kill()
-            await self.proc.wait()
-        except asyncio.CancelledError:
-            self.kill()
-            raise
+        await wait_or_kill(self.proc, self.grace)
 
     def kill(self) -> None:
-        if self.running:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        if self.proc is not None:
+            kill_group(self.proc)

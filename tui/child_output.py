@@ -1,4 +1,5 @@
-"""A slothlab child process's output, line by line: what every driving front end reads.
+"""A slothlab child process's output, line by line, and its end: what every driving front end
+uses.
 
 The TUI drives training, chat and export as subprocesses that speak JSON lines on stdout;
 stderr carries library output and progress bars (whose updates are split at carriage returns).
@@ -7,6 +8,9 @@ stderr carries library output and progress bars (whose updates are split at carr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 
 
@@ -47,3 +51,23 @@ async def forward_messages(stream: asyncio.StreamReader, on_message: Callable[[d
             on_message(message)
         else:
             other(line)
+
+
+def kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL to the child's process group (it was started in a session of its own)."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def wait_or_kill(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """Wait ``grace`` seconds for the child to end (it was asked to), then kill its group; a
+    cancelled wait kills it at once."""
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        kill_group(proc)
+        await proc.wait()
+    except asyncio.CancelledError:
+        kill_group(proc)
+        raise

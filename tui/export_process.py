@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from tui.child_output import forward_messages, forward_stderr
+from tui.child_output import forward_messages, forward_stderr, kill_group, wait_or_kill
 
 GRACE_SECONDS = 15.0
 
@@ -54,7 +54,7 @@ class ExportProcess:
 
     def _kill_if_running(self) -> None:
         if self.running:
-            self._kill()
+            kill_group(self.proc)  # type: ignore[arg-type]
 
     async def run(self) -> int:
         try:
@@ -85,15 +85,4 @@ class ExportProcess:
         if not self.running:
             return
         self.stop()
-        try:
-            await asyncio.wait_for(self.proc.wait(), self.grace)  # type: ignore[union-attr]
-        except TimeoutError:
-            self._kill()
-            await self.proc.wait()  # type: ignore[union-attr]
-        except asyncio.CancelledError:
-            self._kill()
-            raise
-
-    def _kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        await wait_or_kill(self.proc, self.grace)  # type: ignore[arg-type]
