@@ -9,7 +9,7 @@ from pathlib import Path
 
 from textual.widgets import ProgressBar, Select
 
-from tests.tui.test_screens import SIZE, text_of, until
+from tests.tui.test_screens import SIZE, shows, text_of, until
 from tui.screens.export import ExportScreen
 from tui.screens.results import ResultsScreen
 from tui.screens.run import RunScreen
@@ -66,9 +66,8 @@ async def test_export_to_ollama_shows_progress_and_the_next_command(make_app, pa
         assert "convert" in text_of(screen.query_one("#export-stage"))
         await until(pilot, lambda: screen.outcome is not None, timeout=45)
         await until(pilot, lambda: not screen.running)
-        result = text_of(screen.query_one("#export-result"))
-        assert "exported" in result and "demo-q8_0.gguf" in result
-        assert "ollama create demo -f" in result and "ollama run demo" in result
+        await shows(pilot, screen.query_one("#export-result"), "exported", "demo-q8_0.gguf",
+                    "ollama create demo -f", "ollama run demo")
         out = run_dir / "export" / "ollama-q8_0"
         args = json.loads((out / "args.json").read_text())
         assert args == [str(run_dir), "--to", "ollama", "--dtype", "q8_0", "--json"]
@@ -84,8 +83,7 @@ async def test_a_refused_export_shows_what_and_the_fix(make_app, past_runs,
         screen = await _open_export(app, pilot, past_runs["finished"])
         await pilot.press("ctrl+e")
         await until(pilot, lambda: screen.outcome is not None and not screen.running)
-        result = text_of(screen.query_one("#export-result"))
-        assert "no final adapter" in result and "--checkpoint" in result
+        await shows(pilot, screen.query_one("#export-result"), "no final adapter", "--checkpoint")
         assert text_of(screen.query_one("#export-stage")).strip() == "refused"
 
 

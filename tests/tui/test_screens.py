@@ -56,6 +56,17 @@ def text_of(widget) -> str:
     return "\n".join(strip.text for strip in widget.render_lines(widget.region.reset_offset))
 
 
+async def shows(pilot: Pilot, widget, *texts: str, absent: tuple[str, ...] = ()) -> None:
+    """Wait until ``widget`` shows every one of ``texts`` and none of ``absent`` (text folds).
+    A widget of auto height is laid out a refresh after its content changes, so a first line
+    can be visible before the rest: wait for all of it rather than assert right after one."""
+    def ok() -> bool:
+        shown = words(widget)
+        return all(t in shown for t in texts) and not any(t in shown for t in absent)
+
+    await until(pilot, ok, what=lambda: f"{texts} (and not {absent}) in {words(widget)!r}")
+
+
 def showing(app, screen_type: type) -> bool:
     """The app shows a screen of ``screen_type``, composed and mounted (queries work)."""
     return isinstance(app.screen, screen_type) and app.screen.is_mounted
@@ -81,7 +92,7 @@ async def test_recipes_lists_the_demo_with_its_fit_and_the_device(make_app) -> N
         assert row[0] == "demo" and row[1] == "fits" and row[2] == "1.9 GiB"
         assert row[3] == "chat" and "(tiny)" in row[4] and row[5].startswith("demo_qa")
         assert app.focused is table, "the list has focus first"
-        assert "12 GiB card (detected)" in text_of(app.screen.query_one(FitView))
+        await shows(pilot, app.screen.query_one(FitView), "12 GiB card (detected)")
 
 
 async def test_without_a_gpu_the_badge_is_neutral_until_a_card_is_chosen(make_app) -> None:
@@ -94,17 +105,15 @@ async def test_without_a_gpu_the_badge_is_neutral_until_a_card_is_chosen(make_ap
                     what="badge")
         assert str(table.get_row_at(0)[1]) == "CPU ok", "a tiny recipe trains on this CPU"
         assert str(table.get_row_at(1)[2]).endswith("GiB"), "the need is still shown"
-        assert "reference" in text_of(app.screen.query_one("DevicePanel Static"))
+        await shows(pilot, app.screen.query_one("DevicePanel Static"), "reference")
         table.move_cursor(row=1)
-        await pilot.pause()
-        fit = text_of(app.screen.query_one(FitView))
-        assert "GiB on a GPU" in fit and "pick a card size" in fit
-        assert "fits" not in fit
+        await shows(pilot, app.screen.query_one(FitView), "GiB on a GPU", "pick a card size",
+                    absent=("fits",))
         assert "auto: no GPU detected" in text_of(app.screen.query_one("#card #label"))
         app.card = "6"
         await until(pilot, lambda: str(table.get_row_at(1)[1]) == "fits", what="chosen card")
         assert str(table.get_row_at(0)[1]) == "fits", "with a card chosen, tiny ones are checked"
-        assert "6 GiB card" in text_of(app.screen.query_one(FitView))
+        await shows(pilot, app.screen.query_one(FitView), "6 GiB card")
 
 
 async def test_a_failing_device_check_is_shown_not_raised(make_app) -> None:
@@ -131,16 +140,13 @@ async def test_the_driver_fills_the_panel_before_the_full_check_answers(make_app
     app = make_app(device_probe=slow_check, driver_probe=driver_probe(DRIVER_12))
     async with app.run_test(size=SIZE) as pilot:
         panel = app.screen.query_one("DevicePanel Static")
-        await until(pilot, lambda: "RTX 3060" in text_of(panel), what="the driver's answer")
-        shown = text_of(panel)
-        assert "12.0 GiB (11.2 free)" in shown and "550.54.14" in shown
-        assert "checking" in shown, "the libraries are still being checked"
+        # "checking": the libraries are still being checked
+        await shows(pilot, panel, "RTX 3060", "12.0 GiB (11.2 free)", "550.54.14", "checking")
         assert app.card_gib() == (12.0, "detected"), "the card size comes from the driver"
         full_check.set()
-        await until(pilot, lambda: app.device.full and "2.14.1" in text_of(panel),
-                    what="the full check")
-        assert "unsloth: CUDA device and unsloth importable" in " ".join(text_of(panel).split())
-        assert "checking" not in text_of(panel)
+        await until(pilot, lambda: app.device.full, what="the full check")
+        await shows(pilot, panel, "2.14.1", "unsloth: CUDA device and unsloth importable",
+                    absent=("checking",))
 
 
 async def test_without_a_driver_the_panel_says_so_and_names_the_backend(make_app) -> None:
@@ -153,8 +159,9 @@ async def test_without_a_driver_the_panel_says_so_and_names_the_backend(make_app
     app = make_app(device_probe=endless_check)  # the driver: none
     async with app.run_test(size=(80, 24)) as pilot:
         panel = app.screen.query_one("DevicePanel Static")
-        await until(pilot, lambda: "no NVIDIA driver" in words(panel), what="the driver")
-        assert "reference: no CUDA device" in words(panel)
+        await until(pilot, lambda: "no NVIDIA driver" in words(panel)
+                    and "reference: no CUDA device" in words(panel),
+                    what=lambda: f"the driver and the backend, shown: {words(panel)!r}")
         assert app.card_gib() == (None, "none")
 
 
@@ -350,8 +357,11 @@ async def test_the_fit_estimate_follows_the_form(make_app) -> None:
         app.card = "8"
         await until(pilot, lambda: "fits" in text_of(fit))
         await type_into(pilot, screen, "batch_size", "64")
-        await until(pilot, lambda: "does not fit" in text_of(fit), what="live fit")
-        assert "lower batch_size" in text_of(fit)
+        # The verdict line can show before the view has grown to the advice's row (height
+        # auto, laid out on the next refresh): wait for both, and say what was shown.
+        await until(pilot, lambda: "does not fit" in text_of(fit)
+                    and "lower batch_size" in text_of(fit),
+                    what=lambda: f"the verdict and its advice, shown: {words(fit)!r}")
 
 
 async def test_a_missing_data_file_is_flagged_and_hub_ids_are_not(make_app) -> None:
@@ -573,9 +583,8 @@ async def test_run_start_stop_resume_results(make_app, monkeypatch) -> None:
         state = app.live_state
         await until(pilot, lambda: state.current_step >= 6, what="steps arriving")
         screen = app.screen
-        await pilot.pause(0.3)  # one redraw
-        assert "step" in text_of(screen.query_one("#progress-text"))
-        assert "RAM" in text_of(screen.query_one("MemoryGauge"))
+        await shows(pilot, screen.query_one("#progress-text"), "step")
+        await shows(pilot, screen.query_one("MemoryGauge"), "RAM")
         assert "Samples @" in str(screen.query_one("TabbedContent").get_tab("samples").label)
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -598,7 +607,7 @@ async def test_run_start_stop_resume_results(make_app, monkeypatch) -> None:
         await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
         table = app.screen.query_one(MetricsTable)
         assert table.row_count == 2  # rouge_l and exact_match from the metrics events
-        assert "no evaluation report yet" in text_of(app.screen.query_one("#no-report"))
+        await shows(pilot, app.screen.query_one("#no-report"), "no evaluation report yet")
 
 
 async def test_a_failed_run_shows_the_error_and_the_app_stays_up(make_app, monkeypatch) -> None:
@@ -608,11 +617,10 @@ async def test_a_failed_run_shows_the_error_and_the_app_stays_up(make_app, monke
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
         panel = app.screen.query_one(ErrorPanel)
-        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
-        assert panel.display
-        assert "CUDA out of memory" in text_of(panel) and "lower batch_size" in text_of(panel)
+        await until(pilot, lambda: panel.display, what="the error panel")
+        # "run directory is kept": there is one to reopen
+        await shows(pilot, panel, "CUDA out of memory", "lower batch_size", "run directory is kept")
         assert (app.live_state.run_dir / "events.jsonl").is_file()
-        assert "run directory is kept" in text_of(panel), "there is one to reopen"
         await pilot.press("1")  # still usable
         assert app.current_mode == "recipes"
 
@@ -624,8 +632,8 @@ async def test_refused_input_shows_the_cli_error(make_app, monkeypatch) -> None:
         await pilot.press("s")
         await until(pilot, lambda: app.live_state and app.live_state.status == "failed")
         panel = app.screen.query_one(ErrorPanel)
-        await until(pilot, lambda: panel.display and text_of(panel).strip(), what="error panel")
-        assert "expected a number" in text_of(panel)
+        await until(pilot, lambda: panel.display and "expected a number" in text_of(panel),
+                    what=lambda: f"the CLI's error in the panel, shown: {words(panel)!r}")
         assert app.live_state.run_dir is None
         assert "run directory" not in text_of(panel), "refused before a run directory existed"
         bar = app.screen.query_one("RunProgress ProgressBar")
@@ -681,8 +689,7 @@ async def test_history_lists_runs_and_compares_them(make_app, past_runs) -> None
         await pilot.press("escape")
         await pilot.press("up", "up", "enter")  # the failed run
         await until(pilot, lambda: isinstance(app.screen, RunScreen))
-        await pilot.pause(0.3)
-        assert "CUDA out of memory" in text_of(app.screen.query_one(ErrorPanel))
+        await shows(pilot, app.screen.query_one(ErrorPanel), "CUDA out of memory")
 
 
 async def test_a_reopened_run_goes_back_to_the_list(make_app, past_runs) -> None:
