@@ -135,7 +135,10 @@ class DataPreview(VerticalScroll):
             if proc is not None and proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                await proc.wait()
+                # Read the pipes to their end, not only the exit: pipes left open are closed
+                # when garbage-collected, which fails once the app's event loop has closed.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.communicate(), 5)
             with contextlib.suppress(OSError):
                 path.unlink()
                 os.rmdir(folder)
