@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recipes.events import Memory
 from tests.tui.conftest import write_staged_run
-from tests.tui.test_screens import showing, text_of, until, words
+from tests.tui.test_screens import showing, shows, text_of, until, words
 from tui.report import load_results, relative_change
 from tui.runstate import RunState
 from tui.screens.results import ResultsScreen
@@ -115,15 +115,16 @@ async def test_results_explain_their_metrics(make_app, past_runs) -> None:
                     and app.screen.query(MetricsTable), what="results")
         table = app.screen.query_one(MetricsTable)
         await until(pilot, lambda: table.row_count == 12, what="every metric")
-        await pilot.pause()
-        assert table.size.height >= table.row_count + 1, "every row shown, none scrolled away"
+        await until(pilot, lambda: table.size.height >= table.row_count + 1,
+                    what=lambda: f"every row shown, none scrolled away: height {table.size.height}")
         rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)[1:]]
                 for i in range(table.row_count)}
         assert rows["exact_match"][-1] == "n/a", "no relative change from a base of 0"
         assert rows["rouge_l"][-1] == "+240%"
         assert "eval_loss ↓ lower is better" in rows and "perplexity ↓ lower is better" in rows
         help_line = app.screen.query_one("#metric-help")
-        assert words(help_line).startswith("ROUGE-L: longest common word sequence")
+        await until(pilot, lambda: words(help_line).startswith("ROUGE-L: longest common word"),
+                    what=lambda: f"the first metric's explanation, shown: {words(help_line)!r}")
         table.focus()
         await pilot.press("down")
         await until(pilot, lambda: words(help_line).startswith("Exact match:"),
@@ -140,11 +141,13 @@ async def test_staged_results_label_each_stage(make_app) -> None:
         app.show_results(RunState.from_run_dir(run_dir))
         await until(pilot, lambda: showing(app, ResultsScreen)
                     and app.screen.query("#stage-metrics"), what="results")
-        await pilot.pause()
-        assert "finetune · before / after" in str(app.screen.query_one("#metrics-box")
-                                                   .border_title)
-        stages = words(app.screen.query_one("#stage-metrics"))
-        assert "tokenizer vocab_size 512" in stages and "pretrain eval_loss 2.02" in stages
+        box = app.screen.query_one("#metrics-box")
+        await until(pilot, lambda: "finetune · before / after" in str(box.border_title),
+                    what=lambda: f"the stage in the title, shown: {box.border_title}")
+        await shows(pilot, app.screen.query_one("#stage-metrics"), "tokenizer vocab_size 512",
+                    "pretrain eval_loss 2.02")
+        await shows(pilot, app.screen.query_one("AnswersView Static"), "── pretrain ──",
+                    "── finetune ──")
         answers = words(app.screen.query_one("AnswersView Static"))
         assert answers.index("── pretrain ──") < answers.index("── finetune ──")
 

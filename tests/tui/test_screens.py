@@ -474,10 +474,8 @@ async def test_a_recipe_with_invalid_tiny_overrides_is_refused_in_tiny_mode(make
         await until(pilot, lambda: table.row_count > 1)
         await pilot.press("down")
         detail = app.screen.query_one(RecipeDetail)
-        await until(pilot, lambda: "does not load in tiny mode" in text_of(detail))
-        shown = text_of(detail)
-        assert "full.yaml" in shown and "tiny_overrides.learning_rate" in shown
-        assert "expected a finite number" in shown
+        await shows(pilot, detail, "does not load in tiny mode", "full.yaml",
+                    "tiny_overrides.learning_rate", "expected a finite number")
         assert str(table.get_row_at(1)[1]) == "invalid"
         await pilot.press("enter")  # configure
         await pilot.press("s")  # start
@@ -776,12 +774,12 @@ async def test_results_say_which_split_each_loss_is_from(make_app, past_runs) ->
         await until(pilot, lambda: isinstance(app.screen, RunScreen))
         await pilot.pause(0.1)
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ResultsScreen))
-        await pilot.pause(0.1)
+        await until(pilot, lambda: showing(app, ResultsScreen))
         box = app.screen.query_one("#metrics-box")
-        assert "test split, 25 examples" in str(box.border_title), "report.json's eval_set"
+        await until(pilot, lambda: "test split, 25 examples" in str(box.border_title),
+                    what=lambda: f"report.json's eval_set in the title, shown: {box.border_title}")
+        await shows(pilot, app.screen.query_one("ArtifactsView"), "val loss @300")
         artifacts = text_of(app.screen.query_one("ArtifactsView"))
-        assert "val loss @300" in artifacts
         for line in artifacts.splitlines():  # a path breaks after a /, never inside a name
             assert not line.strip().startswith(("apter", "port.md", "ents.jsonl")), line
 
@@ -818,8 +816,8 @@ async def test_footer_keys_per_screen(make_app, past_runs) -> None:
         keys = set(app.screen.active_bindings)
         assert {"enter", "s", "t", "c", "1", "2", "3", "q"} <= keys
         await pilot.press("3")
-        await pilot.pause(0.1)
-        assert {"enter", "space", "c", "f5"} <= set(app.screen.active_bindings)
+        await until(pilot, lambda: {"enter", "space", "c", "f5"} <= set(app.screen.active_bindings),
+                    what=lambda: f"History's keys, shown: {sorted(app.screen.active_bindings)}")
 
 
 async def test_runs_dir_option(tmp_path: Path) -> None:
