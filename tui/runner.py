@@ -197,6 +197,10 @@ class RunProcess:
             await self.proc.wait()  # type: ignore[union-attr]
         except asyncio.CancelledError:
             self._signal(signal.SIGKILL)
+            # Reap it before the cancellation goes on (the app is closing): an unreaped child
+            # and its open pipes would otherwise be found by the garbage collector later.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self.proc.communicate()), 2)  # type: ignore[union-attr]
             raise
 
 
