@@ -2,7 +2,8 @@
 must work without touching a file by hand, and nothing trained before the fault is lost.
 
 Faults: kill -9 in the middle of a checkpoint save; truncated checkpoint files; a NaN in the
-loss; SIGTERM; a full disk; two processes on one run; data edited between stop and resume.
+loss; SIGTERM; a reader (the TUI) that goes away mid-run; a full disk; two processes on one run;
+data edited between stop and resume.
 """
 
 from __future__ import annotations
@@ -203,6 +204,34 @@ def test_sigterm_or_sighup_stops_with_a_checkpoint_exit_128_n_and_resumes(tmp_pa
     [run_dir] = list(runs.iterdir())
     resume(run_dir, tiny_cache)
     assert events(run_dir)[-1].type == "finished" and max(losses(run_dir)) == 30
+
+
+@pytest.mark.slow
+def test_a_run_whose_reader_goes_away_trains_to_the_end(tmp_path, tiny_cache):
+    """The TUI's "leave it running and quit": the run's stdout and stderr pipes lose their
+    reader mid-run; the run must neither die of a broken pipe nor stop, and events.jsonl must
+    still get every event."""
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([*SLOTHLAB, "--recipe", "demo", "--json", "--set", "max_steps=20",
+                             "--set", "eval_steps=0", "--set", "eval_samples=2",
+                             "--set", "max_new_tokens=4", "--set", "logging_steps=1",
+                             "--runs-dir", str(runs)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=slothlab_env(tiny_cache))
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["type"] == "step":
+                break
+        proc.stdout.close()  # the reader goes away
+        proc.stderr.close()
+        code = proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    [run_dir] = list(runs.iterdir())
+    assert code == 0, f"exit {code} after the pipes closed; last events: {events(run_dir)[-3:]}"
+    assert events(run_dir)[-1].type == "finished"
+    assert sorted(losses(run_dir)) == list(range(1, 21)), "every step's event is in the file"
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
 # -- a full disk -----------------------------------------------------------------------------
