@@ -159,9 +159,7 @@ async def test_without_a_driver_the_panel_says_so_and_names_the_backend(make_app
     app = make_app(device_probe=endless_check)  # the driver: none
     async with app.run_test(size=(80, 24)) as pilot:
         panel = app.screen.query_one("DevicePanel Static")
-        await until(pilot, lambda: "no NVIDIA driver" in words(panel)
-                    and "reference: no CUDA device" in words(panel),
-                    what=lambda: f"the driver and the backend, shown: {words(panel)!r}")
+        await shows(pilot, panel, "no NVIDIA driver", "reference: no CUDA device")
         assert app.card_gib() == (None, "none")
 
 
@@ -357,11 +355,7 @@ async def test_the_fit_estimate_follows_the_form(make_app) -> None:
         app.card = "8"
         await until(pilot, lambda: "fits" in text_of(fit))
         await type_into(pilot, screen, "batch_size", "64")
-        # The verdict line can show before the view has grown to the advice's row (height
-        # auto, laid out on the next refresh): wait for both, and say what was shown.
-        await until(pilot, lambda: "does not fit" in text_of(fit)
-                    and "lower batch_size" in text_of(fit),
-                    what=lambda: f"the verdict and its advice, shown: {words(fit)!r}")
+        await shows(pilot, fit, "does not fit", "lower batch_size")  # the verdict and advice
 
 
 async def test_a_missing_data_file_is_flagged_and_hub_ids_are_not(make_app) -> None:
