@@ -21,7 +21,7 @@ from pathlib import Path
 
 from recipes import events as ev
 from recipes.schema import Recipe, dump_recipe
-from tui.child_output import forward_stderr, lines
+from tui.child_output import forward_stderr, lines, wait_or_kill
 from tui.runstate import RunState
 
 SLOTHLAB = (sys.executable, "-m", "tui.cli")
@@ -190,18 +190,7 @@ class RunProcess:
         if not self._stop.is_set():
             # One SIGINT only: a second one would make the trainer stop without a checkpoint.
             self._signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(self.proc.wait(), self.grace)  # type: ignore[union-attr]
-        except TimeoutError:
-            self._signal(signal.SIGKILL)
-            await self.proc.wait()  # type: ignore[union-attr]
-        except asyncio.CancelledError:
-            self._signal(signal.SIGKILL)
-            # Reap it before the cancellation goes on (the app is closing): an unreaped child
-            # and its open pipes would otherwise be found by the garbage collector later.
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(self.proc.communicate()), 2)  # type: ignore[union-attr]
-            raise
+        await wait_or_kill(self.proc, self.grace)  # type: ignore[arg-type]
 
 
 def _display_arg(arg: str) -> str:
