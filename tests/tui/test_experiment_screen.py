@@ -142,6 +142,9 @@ async def test_start_stop_and_resume_an_experiment(make_app, monkeypatch) -> Non
         assert process.exit_code == 130
         await until(pilot, lambda: str(table.get_row_at(1)[2]) == "stopped")
         assert str(table.get_row_at(2)[2]) == "pending"
+        # The screen learns the experiment's own end on its next poll (1 s, later on a busy
+        # machine): until then r is not offered and a press would be dropped.
+        await until(pilot, lambda: "r" in screen.active_bindings, what="Resume offered")
         await pilot.press("r")
         await until(pilot, lambda: screen.process is not process and screen.process is not None)
         await until(pilot, lambda: screen.process.exit_code is not None, timeout=90,
